@@ -1,0 +1,40 @@
+"""RMSNorm: ONNX RMSNormalization (opset 23) as a TensorRT plugin.
+
+Y = X / sqrt(mean(X^2 over axes >= axis) + epsilon) * scale, accumulated in fp32.
+"""
+import numpy as np
+
+from plugkit.schema import Attr, OpSchema, TensorSpec
+
+
+def reference(X, scale, *, axis=-1, epsilon=1e-5):
+    x = np.asarray(X, dtype=np.float64)
+    axis = axis + x.ndim if axis < 0 else axis
+    axes = tuple(range(axis, x.ndim))
+    mean_square = np.mean(np.square(x), axis=axes, keepdims=True) if x.size else x
+    return x / np.sqrt(mean_square + epsilon) * np.asarray(scale, dtype=np.float64)
+
+
+schema = OpSchema(
+    name="RMSNorm",
+    version="1",
+    namespace="plugkit",
+    doc=__doc__,
+    inputs=(TensorSpec("X", "any rank"), TensorSpec("scale", "broadcastable to X.shape[axis:]")),
+    outputs=(TensorSpec("Y", "X's shape and dtype"),),
+    attrs=(
+        Attr("axis", "int32", -1, "first normalized axis; negative counts from the end"),
+        Attr("epsilon", "float32", 1e-5, "added to the mean square; must be > 0"),
+    ),
+    dtypes=("float32", "float16", "bfloat16"),
+    reference=reference,
+    # Input shapes for the generated tests and the benchmark: X, then scale.
+    test_cases=(
+        {"inputs": [(1, 1), (1,)]},
+        {"inputs": [(3, 7), (7,)]},
+        {"inputs": [(2, 5, 4096), (4096,)]},
+        {"inputs": [(4, 6, 8), (6, 8)], "attrs": {"axis": -2}},
+        {"inputs": [(2, 65536), (65536,)]},
+        {"inputs": [(0, 16), (16,)]},
+    ),
+)

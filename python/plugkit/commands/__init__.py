@@ -1,0 +1,3 @@
+"""CLI subcommands. Each module here defines ``register(subparsers)``, which
+adds its subparser and sets ``func`` (returning the exit code); the CLI finds
+them by walking this package, so a new command needs no edit elsewhere."""

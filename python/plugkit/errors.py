@@ -1,0 +1,20 @@
+"""The exceptions plugkit raises for errors a user can cause.
+
+Each message names the thing at fault and, where there is one, the fix. The
+CLI prints these without a traceback (set PLUGKIT_DEBUG=1 to see it).
+"""
+
+
+class PlugkitError(Exception):
+    """Base of every error a user can cause and fix."""
+
+
+class SchemaError(PlugkitError, ValueError):
+    """An op schema or attribute value that does not fit the schema."""
+
+
+class UnknownOpError(PlugkitError, KeyError):
+    """An op name that no ``op.py`` declares."""
+
+    def __str__(self):  # KeyError would quote its message
+        return str(self.args[0]) if self.args else ""

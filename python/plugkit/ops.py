@@ -1,0 +1,63 @@
+"""Finding the op schemas declared in ``plugins/*/op.py``."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from .errors import SchemaError, UnknownOpError
+from .schema import OpSchema
+
+# The repository this package was installed from (editable installs), if any.
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def plugins_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Where plugin folders live: ``explicit``, ``$PLUGKIT_PLUGINS_DIR``,
+    ``./plugins`` or the source tree's ``plugins/``, in that order."""
+    if explicit is not None:
+        return Path(explicit)
+    if os.environ.get("PLUGKIT_PLUGINS_DIR"):
+        return Path(os.environ["PLUGKIT_PLUGINS_DIR"])
+    local = Path.cwd() / "plugins"
+    if local.is_dir():
+        return local
+    return _SOURCE_ROOT / "plugins"
+
+
+def load_op_module(path: Path):
+    """Import one ``op.py`` under a unique module name and return the module."""
+    path = Path(path).resolve()
+    module_name = f"plugkit_ops.{path.parent.name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(module_name, None)
+        raise
+    if not isinstance(getattr(module, "schema", None), OpSchema):
+        raise SchemaError(f"{path} defines no `schema = OpSchema(...)`")
+    return module
+
+
+def load_schemas(root: str | os.PathLike | None = None) -> dict[str, OpSchema]:
+    """Every op schema under the plugins folder, keyed by op name."""
+    schemas: dict[str, OpSchema] = {}
+    for op_file in sorted(plugins_dir(root).glob("*/op.py")):
+        schema = load_op_module(op_file).schema
+        if schema.name in schemas:
+            raise SchemaError(f"op {schema.name} is declared twice (second time in {op_file})")
+        schemas[schema.name] = schema
+    return schemas
+
+
+def get_schema(name: str, root: str | os.PathLike | None = None) -> OpSchema:
+    schemas = load_schemas(root)
+    try:
+        return schemas[name]
+    except KeyError:
+        known = ", ".join(sorted(schemas)) or "none"
+        raise UnknownOpError(f"unknown op {name!r}; ops in {plugins_dir(root)}: {known}") from None
