@@ -1,0 +1,376 @@
+// The IPluginV3 boilerplate, written once.
+//
+// A plugin derives from plugkit::Plugin<Self, Attrs> and supplies what is
+// particular to its op (see plugins/rms_norm/rms_norm_plugin.cpp):
+//
+//   required
+//     static constexpr char const* kName, kVersion;       // plugin type and version
+//     static constexpr int32_t kNbInputs, kNbOutputs;
+//     static constexpr plugkit::IoRule kIoRules[];         // dtype/format rules, one per position
+//     void enqueue(plugkit::Tensors const&, void* workspace, cudaStream_t) const;
+//   optional (the base's defaults shown)
+//     static constexpr char const* kNamespace = "plugkit";
+//     void outputShapes(DimsExprs const* in, DimsExprs* out, IExprBuilder&) const;  // out[i] = in[0]
+//     void outputDataTypes(DataType const* in, DataType* out) const;            // from kIoRules
+//     void checkShapes(Dims const* in, Dims const* out) const;                  // accept all
+//     size_t workspaceSize(DynamicPluginTensorDesc const* in, DynamicPluginTensorDesc const* out) const;  // 0
+//
+// Hooks report errors by throwing plugkit::Error (PLUGKIT_CHECK). The methods
+// TensorRT calls catch them, log them with the plugin and layer name, report
+// them to the runtime's error recorder, and return TensorRT's failure value.
+#pragma once
+
+#include "plugkit/fields.h"
+#include "plugkit/formats.h"
+#include "plugkit/status.h"
+
+#include <NvInferRuntime.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace plugkit
+{
+
+//! The tensors of one enqueue: descriptors and device pointers, inputs then outputs.
+struct Tensors
+{
+    nvinfer1::PluginTensorDesc const* inputDesc;
+    nvinfer1::PluginTensorDesc const* outputDesc;
+    void const* const* inputs;
+    void* const* outputs;
+};
+
+template <typename Self, typename AttrsT>
+class Plugin : public nvinfer1::IPluginV3,
+               public nvinfer1::IPluginV3OneCore,
+               public nvinfer1::IPluginV3OneBuild,
+               public nvinfer1::IPluginV3OneRuntime
+{
+public:
+    using Attrs = AttrsT;
+    static constexpr char const* kNamespace = "plugkit";
+
+    Plugin(std::string layerName, Attrs attrs)
+        : mLayerName(std::move(layerName))
+        , mAttrs(std::move(attrs))
+    {
+    }
+
+    Attrs const& attrs() const noexcept
+    {
+        return mAttrs;
+    }
+
+    //! "RMSNorm 'layer_name'" for messages.
+    std::string who() const
+    {
+        return std::string(Self::kName) + (mLayerName.empty() ? "" : " '" + mLayerName + "'");
+    }
+
+    // ---- default hooks; Self hides those it needs to change ----
+
+    void outputShapes(nvinfer1::DimsExprs const* inputs, nvinfer1::DimsExprs* outputs, nvinfer1::IExprBuilder&) const
+    {
+        for (int32_t i = 0; i < Self::kNbOutputs; ++i)
+        {
+            outputs[i] = inputs[0];
+        }
+    }
+
+    void outputDataTypes(nvinfer1::DataType const* inputTypes, nvinfer1::DataType* outputTypes) const
+    {
+        for (int32_t i = 0; i < Self::kNbOutputs; ++i)
+        {
+            IoRule const& rule = Self::kIoRules[Self::kNbInputs + i];
+            if (rule.sameAs >= 0 && rule.sameAs < Self::kNbInputs)
+            {
+                outputTypes[i] = inputTypes[rule.sameAs];
+            }
+            else
+            {
+                PLUGKIT_CHECK(singleType(rule.types, outputTypes[i]),
+                    "output " << i << " has no single dtype in kIoRules; declare outputDataTypes()");
+            }
+        }
+    }
+
+    void checkShapes(nvinfer1::Dims const*, nvinfer1::Dims const*) const {}
+
+    size_t workspaceSize(nvinfer1::DynamicPluginTensorDesc const*, nvinfer1::DynamicPluginTensorDesc const*) const
+    {
+        return 0;
+    }
+
+    // ---- IPluginV3 ----
+
+    nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override
+    {
+        switch (type)
+        {
+        case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
+        case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
+        case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
+        }
+        return nullptr;
+    }
+
+    nvinfer1::IPluginV3* clone() noexcept override
+    {
+        return guarded<nvinfer1::IPluginV3*>(
+            "clone", who(), nullptr, [&] { return new Self(static_cast<Self const&>(*this)); });
+    }
+
+    // ---- IPluginV3OneCore ----
+
+    char const* getPluginName() const noexcept override
+    {
+        return Self::kName;
+    }
+    char const* getPluginVersion() const noexcept override
+    {
+        return Self::kVersion;
+    }
+    char const* getPluginNamespace() const noexcept override
+    {
+        return Self::kNamespace;
+    }
+
+    // ---- IPluginV3OneBuild ----
+
+    int32_t getNbOutputs() const noexcept override
+    {
+        return Self::kNbOutputs;
+    }
+
+    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs, nvinfer1::DataType const* inputTypes,
+        int32_t nbInputs) const noexcept override
+    {
+        return status("getOutputDataTypes", [&] {
+            checkCounts(nbInputs, nbOutputs);
+            self().outputDataTypes(inputTypes, outputTypes);
+        });
+    }
+
+    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const*, int32_t,
+        nvinfer1::DimsExprs* outputs, int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept override
+    {
+        return status("getOutputShapes", [&] {
+            checkCounts(nbInputs, nbOutputs);
+            self().outputShapes(inputs, outputs, exprBuilder);
+        });
+    }
+
+    bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
+        int32_t nbOutputs) noexcept override
+    {
+        static_assert(sizeof(Self::kIoRules) / sizeof(IoRule) == Self::kNbInputs + Self::kNbOutputs,
+            "kIoRules needs one rule per input and output");
+        static_assert(isValid(Self::kIoRules), "kIoRules: sameAs must name an earlier position");
+        return guarded<bool>("supportsFormatCombination", who(), false, [&] {
+            checkCounts(nbInputs, nbOutputs);
+            return supportsCombination(Self::kIoRules, pos, inOut);
+        });
+    }
+
+    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override
+    {
+        return status("configurePlugin", [&] {
+            checkCounts(nbInputs, nbOutputs);
+            // Both ends of every optimization-profile range must be shapes the plugin accepts.
+            for (auto bound : {&nvinfer1::DynamicPluginTensorDesc::min, &nvinfer1::DynamicPluginTensorDesc::max})
+            {
+                std::vector<nvinfer1::Dims> ins, outs;
+                for (int32_t i = 0; i < nbInputs; ++i)
+                {
+                    ins.push_back(in[i].*bound);
+                }
+                for (int32_t i = 0; i < nbOutputs; ++i)
+                {
+                    outs.push_back(out[i].*bound);
+                }
+                self().checkShapes(ins.data(), outs.data());
+            }
+        });
+    }
+
+    size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+        nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override
+    {
+        return guarded<size_t>("getWorkspaceSize", who(), 0, [&] {
+            checkCounts(nbInputs, nbOutputs);
+            return self().workspaceSize(inputs, outputs);
+        });
+    }
+
+    // ---- IPluginV3OneRuntime ----
+
+    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
+        int32_t nbOutputs) noexcept override
+    {
+        return status("onShapeChange", [&] {
+            checkCounts(nbInputs, nbOutputs);
+            std::vector<nvinfer1::Dims> ins, outs;
+            for (int32_t i = 0; i < nbInputs; ++i)
+            {
+                ins.push_back(in[i].dims);
+            }
+            for (int32_t i = 0; i < nbOutputs; ++i)
+            {
+                outs.push_back(out[i].dims);
+            }
+            self().checkShapes(ins.data(), outs.data());
+        });
+    }
+
+    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
+        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override
+    {
+        return status("enqueue", [&] {
+            self().enqueue(Tensors{inputDesc, outputDesc, inputs, outputs}, workspace, stream);
+        });
+    }
+
+    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override
+    {
+        return guarded<nvinfer1::IPluginV3*>("attachToContext", who(), nullptr, [&] {
+            auto* attached = new Self(static_cast<Self const&>(*this));
+            static_cast<Plugin*>(attached)->mErrorRecorder = context ? context->getErrorRecorder() : nullptr;
+            return static_cast<nvinfer1::IPluginV3*>(attached);
+        });
+    }
+
+    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override
+    {
+        return guarded<nvinfer1::PluginFieldCollection const*>("getFieldsToSerialize", who(), nullptr, [&] {
+            mSerialized = serializeFields(mAttrs);
+            mSerializedCollection.nbFields = static_cast<int32_t>(mSerialized.size());
+            mSerializedCollection.fields = mSerialized.data();
+            return &mSerializedCollection;
+        });
+    }
+
+protected:
+    // Copies (clone, attachToContext) rebuild their serialized fields on demand:
+    // the pointers in mSerialized belong to the object they were made from.
+    Plugin(Plugin const& other)
+        : mLayerName(other.mLayerName)
+        , mAttrs(other.mAttrs)
+        , mErrorRecorder(other.mErrorRecorder)
+    {
+    }
+    Plugin& operator=(Plugin const&) = delete;
+
+private:
+    Self const& self() const noexcept
+    {
+        return static_cast<Self const&>(*this);
+    }
+
+    void checkCounts(int32_t nbInputs, int32_t nbOutputs) const
+    {
+        PLUGKIT_CHECK(nbInputs == Self::kNbInputs && nbOutputs == Self::kNbOutputs,
+            "expects " << Self::kNbInputs << " input(s) and " << Self::kNbOutputs << " output(s); got " << nbInputs
+                       << " and " << nbOutputs);
+    }
+
+    //! Run a hook; 0 on success, -1 after logging (and recording, at runtime) its error.
+    template <typename Body>
+    int32_t status(char const* where, Body&& body) const noexcept
+    {
+        try
+        {
+            body();
+            return 0;
+        }
+        catch (std::exception const& e)
+        {
+            report(where, e.what());
+        }
+        catch (...)
+        {
+            report(where, "unknown exception");
+        }
+        return -1;
+    }
+
+    void report(char const* where, char const* what) const noexcept
+    {
+        try
+        {
+            std::string const message = who() + ": " + where + ": " + what;
+            logError(message);
+            if (mErrorRecorder)
+            {
+                mErrorRecorder->reportError(nvinfer1::ErrorCode::kFAILED_EXECUTION, message.c_str());
+            }
+        }
+        catch (...)
+        {
+        }
+    }
+
+    std::string mLayerName;
+    Attrs mAttrs;
+    nvinfer1::IErrorRecorder* mErrorRecorder{nullptr};
+    std::vector<nvinfer1::PluginField> mSerialized;
+    nvinfer1::PluginFieldCollection mSerializedCollection{};
+};
+
+//! The creator of every plugkit plugin: fields from the plugin's Attrs, names from the plugin class.
+template <typename PluginT>
+class Creator final : public nvinfer1::IPluginCreatorV3One
+{
+public:
+    Creator()
+        : mFieldNames(fieldNames<typename PluginT::Attrs>())
+    {
+        mFieldCollection.nbFields = static_cast<int32_t>(mFieldNames.size());
+        mFieldCollection.fields = mFieldNames.data();
+    }
+
+    nvinfer1::IPluginV3* createPlugin(
+        char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase) noexcept override
+    {
+        // Build and runtime phases read the same fields: getFieldsToSerialize emits exactly the attributes.
+        std::string const layer = name ? name : "";
+        return guarded<nvinfer1::IPluginV3*>("createPlugin", std::string(PluginT::kName) + (layer.empty() ? "" : " '" + layer + "'"),
+            nullptr, [&] { return new PluginT(layer, parseFields<typename PluginT::Attrs>(fc)); });
+    }
+
+    nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override
+    {
+        return &mFieldCollection;
+    }
+    char const* getPluginName() const noexcept override
+    {
+        return PluginT::kName;
+    }
+    char const* getPluginVersion() const noexcept override
+    {
+        return PluginT::kVersion;
+    }
+    char const* getPluginNamespace() const noexcept override
+    {
+        return PluginT::kNamespace;
+    }
+
+private:
+    std::vector<nvinfer1::PluginField> mFieldNames;
+    nvinfer1::PluginFieldCollection mFieldCollection{};
+};
+
+} // namespace plugkit
+
+//! Make a plugin class known to its library's getCreators(). Put it once, in the plugin's .cpp, in
+//! any namespace. plugkit_add_plugin_library() finds these lines and generates the entry point,
+//! so nothing is registered by static initializers that a linker could drop.
+#define PLUGKIT_REGISTER_PLUGIN(PluginClass)                                                                           \
+    extern "C" __attribute__((visibility("hidden"))) nvinfer1::IPluginCreatorInterface* plugkit_creator_##PluginClass()  \
+    {                                                                                                                  \
+        static ::plugkit::Creator<PluginClass> creator;                                                                \
+        return &creator;                                                                                               \
+    }

@@ -1,0 +1,130 @@
+// RMSNorm (ONNX RMSNormalization, opset 23) as an IPluginV3 plugin:
+//   Y = X / sqrt(mean(X^2 over axes >= axis) + epsilon) * scale
+// X, scale and Y are fp32, fp16 or bf16 (scale's type may differ from X's);
+// Y has X's type and shape; the sum of squares is accumulated in fp32.
+#include "rms_norm_kernel.h"
+
+#include "plugkit/plugin.h"
+
+#include <cmath>
+
+namespace plugkit::rms_norm
+{
+
+struct RmsNormAttrs
+{
+    int32_t axis = -1;
+    float epsilon = 1e-5F;
+
+    static constexpr auto fields
+        = fieldTable(field("axis", &RmsNormAttrs::axis), field("epsilon", &RmsNormAttrs::epsilon));
+
+    void validate() const
+    {
+        PLUGKIT_CHECK(std::isfinite(epsilon) && epsilon > 0.0F, "epsilon must be a positive number; got " << epsilon);
+    }
+};
+
+class RmsNormPlugin : public Plugin<RmsNormPlugin, RmsNormAttrs>
+{
+public:
+    static constexpr char const* kName = "RMSNorm";
+    static constexpr char const* kVersion = "1";
+    static constexpr int32_t kNbInputs = 2;
+    static constexpr int32_t kNbOutputs = 1;
+    static constexpr IoRule kIoRules[] = {anyOf(kFloatTypes), anyOf(kFloatTypes), sameAs(0)};
+
+    using Plugin::Plugin;
+
+    void outputShapes(nvinfer1::DimsExprs const* in, nvinfer1::DimsExprs* out, nvinfer1::IExprBuilder&) const
+    {
+        firstAxis(in[0].nbDims);
+        out[0] = in[0];
+    }
+
+    void checkShapes(nvinfer1::Dims const* in, nvinfer1::Dims const*) const
+    {
+        layout(in[0], in[1]);
+    }
+
+    void enqueue(Tensors const& t, void*, cudaStream_t stream) const
+    {
+        Layout const l = layout(t.inputDesc[0].dims, t.inputDesc[1].dims);
+        launch(Problem{t.inputDesc[0].type, t.inputDesc[1].type, t.inputs[0], t.inputs[1], t.outputs[0], l.rows, l.cols,
+                   l.scaleCols, attrs().epsilon},
+            stream);
+    }
+
+private:
+    struct Layout
+    {
+        int64_t rows;
+        int64_t cols;
+        int64_t scaleCols;
+    };
+
+    int32_t firstAxis(int32_t rank) const
+    {
+        int32_t const axis = attrs().axis;
+        PLUGKIT_CHECK(rank >= 1, "X must have rank >= 1; got a scalar");
+        PLUGKIT_CHECK(axis >= -rank && axis < rank,
+            "axis " << axis << " is out of range for X of rank " << rank << " (valid: " << -rank << " to " << rank - 1
+                    << ")");
+        return axis < 0 ? axis + rank : axis;
+    }
+
+    // Rows and normalized size of X, and how scale covers the normalized axes X[axis:].
+    // scale must broadcast to X[axis:]; the kernels take it whole, as one value, or as a
+    // suffix of the normalized axes that repeats (e.g. [H] over normalized axes [S, H]).
+    Layout layout(nvinfer1::Dims const& x, nvinfer1::Dims const& scale) const
+    {
+        int32_t const axis = firstAxis(x.nbDims);
+        Layout l{1, 1, 1};
+        for (int32_t i = 0; i < x.nbDims; ++i)
+        {
+            (i < axis ? l.rows : l.cols) *= x.d[i];
+        }
+        int32_t lead = 0; // leading 1s of scale broadcast trivially
+        while (lead < scale.nbDims - 1 && scale.d[lead] == 1)
+        {
+            ++lead;
+        }
+        int32_t const normalizedRank = x.nbDims - axis;
+        int32_t const scaleRank = scale.nbDims - lead;
+        PLUGKIT_CHECK(scaleRank <= normalizedRank,
+            "scale " << toString(scale) << " has more axes than X's normalized axes " << toStringFrom(x, axis));
+        if (volume(scale) == 1)
+        {
+            return l;
+        }
+        for (int32_t i = 0; i < scaleRank; ++i)
+        {
+            int64_t const s = scale.d[lead + i];
+            int64_t const d = x.d[x.nbDims - scaleRank + i];
+            // Broadcasting along an axis after scale's first (e.g. [H, 1]) would need strided reads.
+            PLUGKIT_CHECK(s == d || s != 1,
+                "scale " << toString(scale) << " broadcasts along an inner normalized axis, which RMSNorm does not "
+                         << "support; expand it to " << toStringFrom(x, x.nbDims - scaleRank));
+            PLUGKIT_CHECK(s == d,
+                "scale " << toString(scale) << " does not broadcast to X's normalized axes " << toStringFrom(x, axis)
+                         << " (axis=" << attrs().axis << ")");
+        }
+        l.scaleCols = volume(scale);
+        return l;
+    }
+
+    static std::string toStringFrom(nvinfer1::Dims const& d, int32_t first)
+    {
+        nvinfer1::Dims tail{};
+        tail.nbDims = d.nbDims - first;
+        for (int32_t i = 0; i < tail.nbDims; ++i)
+        {
+            tail.d[i] = d.d[first + i];
+        }
+        return toString(tail);
+    }
+};
+
+PLUGKIT_REGISTER_PLUGIN(RmsNormPlugin)
+
+} // namespace plugkit::rms_norm
