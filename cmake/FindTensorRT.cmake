@@ -106,8 +106,11 @@ if(NOT _trt_include)
             "Set TENSORRT_INCLUDE_DIR, TensorRT_ROOT, or PLUGKIT_TENSORRT_HEADERS_WHEEL=/path/to/${_plugkit_trt_wheel_name}")
         endif()
         message(STATUS "TensorRT headers: fetching kernel-lens==${_plugkit_trt_wheel_version} with pip")
+        # pip's isolated build environments hide the interpreter's own pip (via PYTHONPATH);
+        # unhide it, so that `pip install .` can fetch the headers too.
         execute_process(
-          COMMAND "${Python3_EXECUTABLE}" -m pip download --quiet --no-deps --only-binary=:all:
+          COMMAND "${CMAKE_COMMAND}" -E env --unset=PYTHONPATH --unset=PYTHONNOUSERSITE
+                  "${Python3_EXECUTABLE}" -m pip download --quiet --no-deps --only-binary=:all:
                   "kernel-lens==${_plugkit_trt_wheel_version}" --dest "${_dir}"
           RESULT_VARIABLE _rc ERROR_VARIABLE _err)
         if(NOT _rc EQUAL 0 OR NOT EXISTS "${_wheel}")
