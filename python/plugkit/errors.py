@@ -18,3 +18,11 @@ class UnknownOpError(PlugkitError, KeyError):
 
     def __str__(self):  # KeyError would quote its message
         return str(self.args[0]) if self.args else ""
+
+
+class OnnxModelError(PlugkitError, ValueError):
+    """A file that is not a readable, valid ONNX model, or a model plugkit cannot edit."""
+
+
+class OpsetConflictError(PlugkitError, ValueError):
+    """A model whose opset imports clash with what plugkit needs to add."""
