@@ -4,7 +4,8 @@ TensorRT's ONNX parser imports a node whose op type it does not know through
 its fallback plugin importer: it asks the plugin registry for a creator named
 like the node's ``op_type``, with the version in the node attribute
 ``plugin_version`` (default ``"1"``) and the namespace in ``plugin_namespace``
-(default: the node's domain from TensorRT 10.10 on, ``""`` before), and passes
+(when that is absent or empty: the node's domain from TensorRT 10.10 on,
+``""`` before), and passes
 the other attributes as plugin fields. When that lookup fails, the parser
 stops with "Plugin not found, are the plugin name, version, and namespace
 correct?" after the engine build has already started. This module does the
@@ -253,7 +254,7 @@ def plugin_nodes(model) -> tuple[list[PluginNode], list[str]]:
             continue
         version = str(_attr_value(attrs["plugin_version"])) if "plugin_version" in attrs \
             else DEFAULT_PLUGIN_VERSION
-        if "plugin_namespace" in attrs:
+        if "plugin_namespace" in attrs and str(_attr_value(attrs["plugin_namespace"])):
             namespace, namespace_from = str(_attr_value(attrs["plugin_namespace"])), "attribute"
         elif node.domain not in STANDARD_DOMAINS:
             namespace, namespace_from = node.domain, "domain"
