@@ -15,6 +15,16 @@ def reference(X, scale, *, axis=-1, epsilon=1e-5):
     return x / np.sqrt(mean_square + epsilon) * np.asarray(scale, dtype=np.float64)
 
 
+def torch_reference(X, scale, *, axis=-1, epsilon=1e-5):
+    """The same op in PyTorch, accumulating in fp32: the benchmark's baseline."""
+    import torch
+
+    dims = tuple(range(axis % X.dim(), X.dim()))
+    x = X.float()
+    y = x * torch.rsqrt(x.square().mean(dim=dims, keepdim=True) + epsilon) * scale.float()
+    return y.to(X.dtype)
+
+
 schema = OpSchema(
     name="RMSNorm",
     version="1",
@@ -28,6 +38,7 @@ schema = OpSchema(
     ),
     dtypes=("float32", "float16", "bfloat16"),
     reference=reference,
+    torch_reference=torch_reference,
     # Input shapes for the generated tests and the benchmark: X, then scale.
     test_cases=(
         {"inputs": [(1, 1), (1,)]},
@@ -36,5 +47,14 @@ schema = OpSchema(
         {"inputs": [(4, 6, 8), (6, 8)], "attrs": {"axis": -2}},
         {"inputs": [(2, 65536), (65536,)]},
         {"inputs": [(0, 16), (16,)]},
+    ),
+    bench_cases=(
+        {"inputs": [(16384, 8192), (8192,)]},
+        {"inputs": [(4096, 4096), (4096,)]},
+        {"inputs": [(32768, 1024), (1024,)]},
+        {"inputs": [(8, 512, 4096), (4096,)]},
+        {"inputs": [(1024, 65536), (65536,)]},
+        {"inputs": [(262144, 128), (128,)]},
+        {"inputs": [(64, 2048), (2048,)]},
     ),
 )

@@ -102,9 +102,11 @@ class OpSchema:
     """Everything plugkit knows about an op, declared once in its ``op.py``.
 
     ``reference(*inputs, **attrs)`` takes numpy arrays (float inputs arrive as
-    float32 or float64, whatever the tensor's dtype) and returns one array per
-    output; ``test_shapes`` lists input shapes that the generated tests and the
-    benchmark use; ``test_attrs`` optionally pairs attribute overrides with them.
+    float64, whatever the tensor's dtype) and returns one array per output.
+    ``torch_reference`` is the same op in PyTorch (on the tensors' own dtypes):
+    the benchmark's eager and ``torch.compile`` baselines. ``test_cases`` and
+    ``bench_cases`` are dicts ``{"inputs": [shape, ...], "attrs": {...}}``: the
+    shapes the generated tests check and the shapes the benchmark times.
     """
 
     name: str
@@ -117,11 +119,13 @@ class OpSchema:
     namespace: str = "plugkit"
     doc: str = ""
     test_cases: tuple[Mapping[str, Any], ...] = ()
+    torch_reference: Callable[..., Any] | None = None
+    bench_cases: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self):
         if not self.name.isidentifier():
             raise SchemaError(f"op name {self.name!r} is not an identifier")
-        for field in ("inputs", "outputs", "attrs", "dtypes", "test_cases"):
+        for field in ("inputs", "outputs", "attrs", "dtypes", "test_cases", "bench_cases"):
             object.__setattr__(self, field, tuple(getattr(self, field)))
         object.__setattr__(self, "inputs", tuple(
             t if isinstance(t, TensorSpec) else TensorSpec(t) for t in self.inputs))

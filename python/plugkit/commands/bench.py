@@ -1,0 +1,43 @@
+"""plugkit bench OP: time a plugin's kernels against PyTorch eager and torch.compile."""
+from .. import bench
+from ..errors import PlugkitError
+from ..host import PluginLibrary
+from ..ops import get_schema, load_op_module, plugins_dir
+from ..testing import library_path
+
+
+def register(subparsers):
+    p = subparsers.add_parser("bench", help="benchmark a plugin against PyTorch eager and torch.compile (needs a GPU)")
+    p.add_argument("op", help="op name (RMSNorm) or its folder under plugins/ (rms_norm)")
+    p.add_argument("--library", help="plugin library (default: build/libplugkit_plugins.so)")
+    p.add_argument("--dtype", dest="dtypes", action="append", help="dtype to time (repeatable; default: the op's)")
+    p.add_argument("--shapes", action="append", metavar="SHAPE;SHAPE",
+                   help="input shapes of one case, e.g. '16384x8192;8192' (repeatable; default: the op's bench cases)")
+    p.add_argument("--no-baselines", action="store_true", help="time only the plugin")
+    p.add_argument("--plugins-dir", help="folder of plugin folders (default: ./plugins)")
+    p.set_defaults(func=main)
+
+
+def find_schema(op: str, root=None):
+    """An op by its name (RMSNorm) or its folder (rms_norm)."""
+    op_file = plugins_dir(root) / op / "op.py"
+    if op_file.exists():
+        return load_op_module(op_file).schema
+    return get_schema(op, root)
+
+
+def parse_case(text: str) -> dict:
+    try:
+        return {"inputs": [[int(d) for d in part.strip().split("x") if d] for part in text.split(";")]}
+    except ValueError:
+        raise PlugkitError(f"--shapes {text!r}: expected shapes like '16384x8192;8192'") from None
+
+
+def main(args) -> int:
+    schema = find_schema(args.op, args.plugins_dir)
+    library = PluginLibrary(args.library or library_path())
+    cases = [parse_case(s) for s in args.shapes] if args.shapes else None
+    print(f"plugkit bench {schema.name}: {library.path}")
+    print(bench.HEADER)
+    bench.run(library, schema, args.dtypes, cases, not args.no_baselines, echo=print)
+    return 0

@@ -1,0 +1,54 @@
+"""plugkit build: configure and build the plugin library with CMake, then list and check it."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..errors import PlugkitError
+from ..host import PluginLibrary
+from ..library_check import describe
+from ..ops import _SOURCE_ROOT
+from . import check
+
+
+def register(subparsers):
+    p = subparsers.add_parser("build", help="build the plugin library with CMake, then list and check it")
+    p.add_argument("--source", help="CMake source folder (default: . if it has CMakeLists.txt, else plugkit's)")
+    p.add_argument("--build-dir", default="build", help="CMake build folder (default: build)")
+    p.add_argument("--arch", default=os.environ.get("PLUGKIT_CUDA_ARCHITECTURES"),
+                   help="CUDA architectures, e.g. '90' or '80-real;90' "
+                        "(default: $PLUGKIT_CUDA_ARCHITECTURES, else 75;80;86;89;90 + PTX)")
+    p.add_argument("--config", default="Release", help="CMake build type (default: Release)")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
+    p.add_argument("-D", dest="defines", action="append", default=[], metavar="VAR=VALUE",
+                   help="extra CMake cache entry, e.g. -D TENSORRT_INCLUDE_DIR=/opt/tensorrt/include")
+    p.set_defaults(func=main)
+
+
+def source_dir(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    here = Path.cwd()
+    if (here / "CMakeLists.txt").exists():
+        return here
+    return _SOURCE_ROOT
+
+
+def main(args) -> int:
+    if not shutil.which("cmake"):
+        raise PlugkitError("cmake is not on PATH; install it (apt-get install cmake, or pip install cmake)")
+    source = source_dir(args.source)
+    build = Path(args.build_dir)
+    configure = ["cmake", "-S", str(source), "-B", str(build), f"-DCMAKE_BUILD_TYPE={args.config}"]
+    if args.arch:
+        configure.append(f"-DPLUGKIT_CUDA_ARCHITECTURES={args.arch}")
+    configure += [f"-D{d}" for d in args.defines]
+    if not (build / "CMakeCache.txt").exists() and shutil.which("ninja"):
+        configure += ["-G", "Ninja"]
+    for cmd in (configure, ["cmake", "--build", str(build), "--parallel", str(args.jobs)]):
+        print("+", " ".join(cmd), flush=True)
+        if subprocess.run(cmd).returncode != 0:
+            raise PlugkitError(f"`{' '.join(cmd[:2])}` failed; see the CMake output above")
+    library = build / "libplugkit_plugins.so"
+    print(describe(PluginLibrary(library)))
+    return check.report(str(library), None)

@@ -1,0 +1,264 @@
+"""RMSNorm: field parsing, shape inference, serialization and the lifecycle on any
+machine; numerics against the reference on a GPU."""
+import numpy as np
+import pytest
+
+from plugkit import testing
+from plugkit.host import Field, PluginError, PreparedPlugin
+from plugkit.ops import get_schema
+
+SCHEMA = get_schema("RMSNorm")
+
+
+@pytest.fixture(scope="module")
+def creator():
+    return testing.plugin_library().creator("RMSNorm", "1", "plugkit")
+
+
+def serialized(plugin):
+    return {f.name: (f.type, f.scalar) for f in plugin.serialize()}
+
+
+# ------------------------------------------------------------------ fields
+
+def test_missing_fields_take_defaults(creator):
+    assert serialized(creator.create({})) == {"axis": ("INT32", -1), "epsilon": ("FLOAT32", pytest.approx(1e-5))}
+
+
+@pytest.mark.parametrize("fields, expected", [
+    ([Field("axis", -2, "INT32")], {"axis": -2}),
+    ([Field("axis", 1, "INT64")], {"axis": 1}),           # numpy users pass int64
+    ([Field("axis", [3], "INT8")], {"axis": 3}),
+    ([Field("epsilon", 1e-3, "FLOAT64")], {"epsilon": pytest.approx(1e-3)}),
+    ([Field("epsilon", 0.5, "FLOAT32"), Field("axis", 0, "INT32")], {"axis": 0, "epsilon": 0.5}),
+])
+def test_good_fields(creator, fields, expected):
+    values = {k: v for k, (_, v) in serialized(creator.create(fields=fields)).items()}
+    for name, value in expected.items():
+        assert values[name] == value
+
+
+@pytest.mark.parametrize("fields, message", [
+    ([Field("epsilon", "abc", "CHAR")], "field 'epsilon' is FLOAT32; got CHAR"),
+    ([Field("axis", 1.5, "FLOAT32")], "field 'axis' is INT32; got FLOAT32"),
+    ([Field("axis", [1, 2], "INT32")], "field 'axis' is a single INT32; got 2 values"),
+    ([Field("axis", 2**40, "INT64")], "does not fit in INT32"),
+    ([Field("eps", 0.1, "FLOAT32")], "unknown field 'eps'; this plugin's fields are: axis, epsilon"),
+    ([Field("axis", 0, "INT32"), Field("axis", 1, "INT32")], "field 'axis' is given twice"),
+    ([Field("epsilon", 0.0, "FLOAT32")], "epsilon must be a positive number; got 0"),
+    ([Field("epsilon", -1e-5, "FLOAT32")], "epsilon must be a positive number"),
+    ([Field("epsilon", float("nan"), "FLOAT32")], "epsilon must be a positive number"),
+])
+def test_bad_fields_are_refused_with_the_field_named(creator, fields, message):
+    with pytest.raises(PluginError, match="RMSNorm") as info:
+        creator.create(fields=fields, layer_name="norm1")
+    assert message in str(info.value)
+    assert "'norm1'" in str(info.value)
+
+
+def test_python_values_become_fields_as_the_onnx_parser_makes_them(creator):
+    plugin = creator.create({"axis": -2, "epsilon": 1e-6})
+    assert serialized(plugin) == {"axis": ("INT32", -2), "epsilon": ("FLOAT32", pytest.approx(1e-6))}
+    with pytest.raises(PluginError, match="field 'epsilon' is FLOAT32; got CHAR"):
+        creator.create({"epsilon": "1e-6"})
+
+
+def test_serialize_then_recreate_round_trips(creator):
+    build = creator.create({"axis": -3, "epsilon": 0.25}, phase="build")
+    fields = build.serialize()
+    runtime = creator.create(fields=fields, phase="runtime")
+    assert runtime.serialize() == fields
+    assert runtime.attach_to_context().serialize() == fields
+    assert build.clone().serialize() == fields
+
+
+# ------------------------------------------------------------------ shapes and dtypes
+
+@pytest.mark.parametrize("shapes, axis, expected", [
+    ([[2, 5, 4096], [4096]], -1, [[2, 5, 4096]]),
+    ([["B", "T", 64], [64]], -1, [["B", "T", 64]]),
+    ([["B", "T", "C"], ["C"]], 1, [["B", "T", "C"]]),
+    ([[0, 16], [16]], -1, [[0, 16]]),
+])
+def test_output_shapes_including_symbolic(creator, shapes, axis, expected):
+    assert creator.create({"axis": axis}).output_shapes(shapes) == expected
+
+
+@pytest.mark.parametrize("axis, rank", [(2, 2), (-3, 2), (0, 0)])
+def test_axis_out_of_range_is_refused_at_shape_inference(creator, axis, rank):
+    plugin = creator.create({"axis": axis}, layer_name="n")
+    with pytest.raises(PluginError, match="out of range|rank >= 1"):
+        plugin.output_shapes([[4] * rank, [4]])
+
+
+def test_output_dtype_follows_x(creator):
+    plugin = creator.create({})
+    for x, scale in [("float16", "float32"), ("bfloat16", "bfloat16"), ("float32", "float16")]:
+        assert plugin.output_dtypes([x, scale]) == [x]
+
+
+def test_format_table_is_float_types_with_y_of_x_type(creator):
+    table = creator.create({}).format_table(nb_inputs=2)
+    floats = ("float32", "float16", "bfloat16")
+    assert sorted(table) == sorted((x, s, x) for x in floats for s in floats)
+
+
+def test_only_linear_format_is_supported(creator):
+    plugin = creator.create({})
+    assert plugin.supports(0, ["float16"] * 3, 2)
+    assert not plugin.supports(0, ["float16"] * 3, 2, formats=["CHW32", "LINEAR", "LINEAR"])
+
+
+@pytest.mark.parametrize("x, scale, axis, message", [
+    ([2, 8], [7], -1, "scale [7] does not broadcast to X's normalized axes [8]"),
+    ([2, 6, 8], [6, 1], -2, "broadcasts along an inner normalized axis"),
+    ([2, 8], [2, 8], -1, "has more axes than X's normalized axes"),
+])
+def test_shapes_the_plugin_refuses(creator, x, scale, axis, message):
+    plugin = creator.create({"axis": axis}, layer_name="norm")
+    specs = [("float16", x), ("float16", scale)]
+    with pytest.raises(PluginError, match="configurePlugin refused") as info:
+        plugin.configure(specs, [("float16", x)])
+    assert message in str(info.value)
+
+
+def test_configure_checks_both_ends_of_a_profile(creator):
+    plugin = creator.create({"axis": -2})
+    x_range = ([1, 8, 64], [4, 8, 64], [16, 8, 64])
+    plugin.configure([("float16", x_range), ("float16", [8, 64])], [("float16", x_range)])
+    with pytest.raises(PluginError, match="does not broadcast"):
+        bad = ([1, 8, 64], [1, 8, 64], [1, 8, 128])
+        plugin.configure([("float16", bad), ("float16", [8, 64])], [("float16", bad)])
+
+
+@pytest.mark.parametrize("scale", [[64], [1, 64], [8, 64], [1], [], [1, 1]])
+def test_scale_shapes_that_broadcast(creator, scale):
+    creator.create({"axis": -2}).configure(
+        [("float32", [3, 8, 64]), ("float32", scale)], [("float32", [3, 8, 64])])
+
+
+def test_workspace_and_tactics(creator):
+    plugin = creator.create({})
+    specs = [("float16", [4, 64]), ("float16", [64])]
+    assert plugin.workspace_size(specs, specs[:1]) == 0
+    assert plugin.valid_tactics() == []
+
+
+# ------------------------------------------------------------------ lifecycle
+
+LIFECYCLE = [
+    "createPlugin(kBUILD)", "getNbOutputs", "getOutputDataTypes", "getNbOutputs", "getOutputShapes",
+    "supportsFormatCombination", "supportsFormatCombination", "supportsFormatCombination",
+    "configurePlugin", "getWorkspaceSize", "getNbTactics", "getFieldsToSerialize",
+    "createPlugin(kRUNTIME)", "attachToContext", "onShapeChange",
+]
+
+
+def test_host_follows_tensorrts_lifecycle_order(creator):
+    prepared = PreparedPlugin(creator, {"epsilon": 1e-6}, [("float16", [4, 64]), ("float16", [64])])
+    assert prepared.trace == LIFECYCLE
+    assert prepared.output_dtypes == ["float16"] and prepared.output_shapes == [[4, 64]]
+    assert {f.name: f.scalar for f in prepared.fields}["epsilon"] == pytest.approx(1e-6)
+
+
+def test_unsupported_dtype_stops_the_build_phase(creator):
+    with pytest.raises(PluginError, match="does not support dtype int32 at position 0"):
+        PreparedPlugin(creator, {}, [("int32", [4, 64]), ("float16", [64])])
+
+
+def test_enqueue_without_a_gpu_says_so(creator):
+    from plugkit import _host
+
+    if _host.cuda_device_count():
+        pytest.skip("a CUDA device is visible")
+    class DeviceArray:  # what cupy would hand over, without a device behind it
+        def __init__(self, shape):
+            self.__cuda_array_interface__ = {"shape": shape, "typestr": "<f4", "data": (0, False), "version": 3}
+
+    prepared = PreparedPlugin(creator, {}, [("float32", [4, 64]), ("float32", [64])])
+    with pytest.raises(PluginError, match="enqueue needs a CUDA device"):
+        prepared.plugin.enqueue([DeviceArray((4, 64)), DeviceArray((64,))], [DeviceArray((4, 64))], stream=0)
+
+
+# ------------------------------------------------------------------ numerics (GPU)
+
+GPU_CASES = [
+    ([[1, 1], [1]], {}),
+    ([[3, 7], [7]], {}),
+    ([[2, 5, 4096], [4096]], {}),
+    ([[2, 65536], [65536]], {}),                   # normalized size 65536: register path (fp16/bf16)
+    ([[3, 131072], [131072]], {}),                 # beyond registers: streaming kernel
+    ([[4, 6, 8], [6, 8]], {"axis": -2}),
+    ([[5, 3, 40], [40]], {"axis": -2}),            # scale repeats over the normalized axes
+    ([[7, 96], [1]], {"epsilon": 1e-2}),           # one scale value
+    ([[0, 16], [16]], {}),                         # empty
+    ([[4, 0], [0]], {}),                           # empty normalized axes
+    ([[33, 1000], [1000]], {}),                    # 1000 is not a multiple of the vector width
+    ([[9, 3, 5, 16], [3, 5, 16]], {"axis": 1}),
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("shapes, attrs", GPU_CASES, ids=lambda v: str(v))
+def test_matches_reference(dtype, shapes, attrs):
+    testing.require_cuda()
+    library = testing.plugin_library()
+    testing.check_against_reference(library, SCHEMA, shapes, dtype, attrs, seed=len(str(shapes)))
+
+
+@pytest.mark.gpu
+def test_large_fp16():
+    testing.require_cuda()
+    testing.check_against_reference(testing.plugin_library(), SCHEMA, [[4096, 8192], [8192]], "float16")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("x_dtype, scale_dtype", [("float16", "float32"), ("bfloat16", "float32"), ("float32", "bfloat16")])
+def test_scale_in_another_dtype(x_dtype, scale_dtype):
+    testing.require_cuda()
+    testing.check_against_reference(testing.plugin_library(), SCHEMA, [[64, 4096], [4096]], x_dtype,
+                                    scale_dtype=scale_dtype)
+
+
+@pytest.mark.gpu
+def test_misaligned_tensors_take_the_scalar_path():
+    torch = testing.require_cuda()
+    library = testing.plugin_library()
+    base = torch.randn(8 * 512 + 1, device="cuda", dtype=torch.float16)
+    x = base[1:].view(8, 512)                     # 2-byte offset: no 16-byte vectors
+    scale = torch.randn(512, device="cuda", dtype=torch.float16)
+    y, = testing.run_plugin(library, SCHEMA, [x, scale])
+    expected, = SCHEMA.run_reference(testing.to_numpy(x), testing.to_numpy(scale))
+    from plugkit.tolerances import compare
+    assert compare(testing.to_numpy(y), expected, "float16").ok
+
+
+@pytest.mark.gpu
+def test_runs_on_the_given_stream_and_on_cupy():
+    torch = testing.require_cuda()
+    library = testing.plugin_library()
+    creator = library.creator("RMSNorm")
+    x = torch.randn(64, 256, device="cuda")
+    w = torch.randn(256, device="cuda")
+    stream = torch.cuda.Stream()
+    prepared = PreparedPlugin(creator, {}, [("float32", [64, 256]), ("float32", [256])])
+    with torch.cuda.stream(stream):
+        y, = prepared(x, w, stream=stream)
+    stream.synchronize()
+    expected, = SCHEMA.run_reference(x.double().cpu().numpy(), w.double().cpu().numpy())
+    np.testing.assert_allclose(y.double().cpu().numpy(), expected, rtol=1e-5, atol=1e-5)
+    cupy = pytest.importorskip("cupy")
+    y_cupy, = prepared(cupy.asarray(x), cupy.asarray(w))
+    np.testing.assert_allclose(cupy.asnumpy(y_cupy), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_runtime_errors_reach_the_error_recorder():
+    torch = testing.require_cuda()
+    creator = testing.plugin_library().creator("RMSNorm")
+    prepared = PreparedPlugin(creator, {}, [("float32", [4, 64]), ("float32", [64])])
+    x = torch.randn(4, 64, device="cuda")
+    with pytest.raises(PluginError, match="does not broadcast"):
+        prepared.plugin.enqueue([x, torch.randn(63, device="cuda")], [torch.empty_like(x)])
+    assert any("does not broadcast" in e for e in prepared.plugin.recorded_errors)
