@@ -83,10 +83,16 @@ def parse_version(version: str | int) -> tuple[int, ...]:
         return (version // 10000, version // 100 % 100, version % 100)
     parts = []
     for part in str(version).strip().split("."):
-        digits = "".join(ch for ch in part if ch.isdigit())
+        digits = ""
+        for ch in part:  # leading digits only: "0rc1" -> 0
+            if not ch.isdigit():
+                break
+            digits += ch
         if not digits:
             break
         parts.append(int(digits))
+        if len(digits) < len(part):
+            break
     if not parts:
         raise ValueError(f"not a version: {version!r}")
     return tuple(parts)
