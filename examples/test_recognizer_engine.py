@@ -1,0 +1,50 @@
+"""The end-to-end example: the CPU parts always, the engine with TensorRT and a GPU."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plugkit import engine
+from plugkit.onnx_reference import run_reference_model
+
+HERE = Path(__file__).resolve().parent
+spec = importlib.util.spec_from_file_location("recognizer_engine", HERE / "recognizer_engine.py")
+recognizer_engine = importlib.util.module_from_spec(spec)
+sys.modules["recognizer_engine"] = recognizer_engine
+spec.loader.exec_module(recognizer_engine)
+
+LIB = HERE.parent / "build" / "libplugkit_plugins.so"
+
+
+def test_small_recognizer_plugged_matches_unplugged(tmp_path):
+    plugged = recognizer_engine.small_recognizer(tmp_path / "p.onnx", plugged=True)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 64)).astype(np.float32)
+    got = run_reference_model(plugged, {"input": x})["logits"]
+    assert got.shape == (2, 16, recognizer_engine.CLASSES)
+    original = recognizer_engine.small_recognizer(tmp_path / "o.onnx", plugged=False)
+    try:
+        want = run_reference_model(original, {"input": x})["logits"]
+    except Exception as exc:
+        pytest.skip(f"onnxruntime cannot run opset 23 RMSNormalization: {exc}")
+    assert all(r.ok for r in engine.compare_outputs({"logits": got}, {"logits": want}, "float32"))
+
+
+def test_doctor_accepts_the_plugged_recognizer(tmp_path):
+    if not LIB.exists():
+        pytest.skip("the plugin library is not built")
+    from plugkit import doctor
+    report = doctor.check(recognizer_engine.small_recognizer(tmp_path / "p.onnx"), [LIB])
+    assert report.ok, report.format()
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+def test_recognizer_through_engine_and_run_compare(tmp_path, capsys):
+    if not LIB.exists():
+        pytest.skip("the plugin library is not built")
+    assert recognizer_engine.main(["--plugins", str(LIB), "--workdir", str(tmp_path), "--iterations", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "ok   logits" in out and "latency over 10 runs" in out
+    assert (tmp_path / "recognizer.engine").exists()
