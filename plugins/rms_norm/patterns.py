@@ -142,11 +142,16 @@ def from_chain(m: Match) -> Replacement:
     x, y = m.input("X"), m.outputs[0]
     _check_dtypes(x, y)
     mean = m.node("mean")
+    if m.input("axes") is not None and m.constant("axes") is None:
+        raise NotReplaceable("the ReduceMean axes are computed at run time; the plugin needs constant axes")
     axes = m.constant("axes") if m.input("axes") is not None else mean.attrs.get("axes")
     if axes is None and mean.attrs.get("noop_with_empty_axes", 0):
         raise NotReplaceable("ReduceMean has no axes and noop_with_empty_axes=1 (it computes nothing)")
     axis = _axis_from_axes(axes, _rank(x))
     epsilon = m.constant("epsilon")
+    if epsilon is None:
+        raise NotReplaceable(f"epsilon ({m.input('epsilon').name!r}) is computed at run time; "
+                             f"the plugin takes it as a constant attribute")
     if epsilon.size != 1:
         raise NotReplaceable(f"the added epsilon has shape {list(epsilon.shape)}; the plugin takes one value")
     epsilon = float(epsilon.reshape(-1)[0])

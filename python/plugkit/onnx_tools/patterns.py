@@ -12,10 +12,13 @@ This module adds only what GraphPattern leaves to its caller:
 
 - operand order: a pattern node whose op is commutative (``Add``, ``Mul``...)
   matches its inputs in either order;
-- constants: ``p.constant(name, value)`` matches an initializer or the output
-  of a ``Constant`` node (exporters emit both), optionally equal to ``value``;
-  ``optional=True`` also matches the node without that input (for example
-  ``ReduceMean`` axes, an attribute before opset 18 and an input since);
+- constants: ``p.constant(name, value)`` matches only an initializer or the
+  output of a ``Constant`` node (exporters emit both) equal to ``value``;
+  without ``value`` it matches any tensor, and the rewrite reads the value
+  with :meth:`Match.constant` (None when it is computed at run time, which
+  the rewrite reports). ``optional=True`` also matches the node without
+  that input (for example ``ReduceMean`` axes, an attribute before opset 18
+  and an input since);
 - a :class:`Match` that names the matched nodes and tensors.
 
 A :class:`Rewrite` pairs a pattern with a function that turns a match into the
@@ -83,8 +86,8 @@ class Pattern:
         return Ref(name, "input")
 
     def constant(self, name: str, value: Any = None, *, optional: bool = False) -> Ref:
-        """A constant input (initializer or ``Constant`` node), equal to
-        ``value`` (numerically, any shape that holds one value) when given."""
+        """A constant input. With ``value``, only an initializer or ``Constant``
+        node output holding that one value matches."""
         self._check_new_name(name)
         self._constants[name] = _Constant(value, optional)
         return Ref(name, "constant")
@@ -192,13 +195,10 @@ class Pattern:
     def _to_match(self, mapping: gs.PatternMapping, input_names: list[str]) -> "Match | None":
         tensors = dict(zip(input_names, mapping.inputs))
         for name, const in self._constants.items():
-            if name not in tensors:
-                continue
+            if name not in tensors or const.value is None:
+                continue  # a free constant: the rewrite reads it and may refuse a computed one
             value = constant_value(tensors[name])
-            if value is None:
-                return None
-            if const.value is not None and not (
-                    value.size == 1 and np.allclose(value.astype(np.float64), const.value)):
+            if value is None or not (value.size == 1 and np.allclose(value.astype(np.float64), const.value)):
                 return None
         nodes = {node.name: mapping.get(node.name) for node in self._nodes}
         return Match(self, nodes, tensors, list(mapping.outputs))
@@ -221,7 +221,8 @@ class Match:
         return self.tensors.get(name)
 
     def constant(self, name: str) -> np.ndarray | None:
-        """The value of pattern constant ``name``, None if this variant has none."""
+        """The value of pattern constant ``name``; None if this variant has no
+        such input or the tensor is not a constant."""
         tensor = self.tensors.get(name)
         return None if tensor is None else constant_value(tensor)
 
