@@ -31,7 +31,9 @@ def reference_op(schema: OpSchema) -> type[OpRun]:
         dtype = _output_dtype(inputs)
         return tuple(np.asarray(y).astype(dtype, copy=False) for y in outputs)
 
-    return type(schema.name, (OpRun,), {"op_domain": DOMAIN, "_run": _run,
+    # op_schema=None: without it OpRun fills in the attribute defaults of a
+    # standard ONNX op that happens to share the plugin's name (Swish, Gelu...).
+    return type(schema.name, (OpRun,), {"op_domain": DOMAIN, "op_schema": None, "_run": _run,
                                         "__doc__": f"{schema.name} via its numpy reference."})
 
 
