@@ -1,0 +1,33 @@
+"""The examples run end to end on the CPU (export, insert, verify)."""
+import onnx
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxscript")
+
+import text_recognizer  # noqa: E402
+import transformer_block  # noqa: E402
+from plugkit.onnx_tools import plugin_nodes  # noqa: E402
+
+
+def test_transformer_block(tmp_path, capsys):
+    assert transformer_block.main(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert out.count("OK: every output is within tolerance") == 2
+    for name in ("decoder.from_torch.onnx", "decoder.inserted.onnx"):
+        model = onnx.load(tmp_path / name)
+        assert [n.op_type for n in plugin_nodes(model)] == ["RMSNorm"] * 5
+    original = onnx.load(tmp_path / "decoder.onnx")
+    assert not plugin_nodes(original) and any(n.op_type == "ReduceMean" for n in original.graph.node)
+
+
+def test_text_recognizer(tmp_path, capsys):
+    assert text_recognizer.main(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "run 1 (width=448)" in out and "run 3 (width=64)" in out and "OK" in out
+    plugged = onnx.load(tmp_path / "text_recognizer.plugged.onnx")
+    assert len(plugin_nodes(plugged)) == 1
+    dims = plugged.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value or d.dim_param for d in dims] == [1, 3, 32, "width"]
+    # deploy form: one Conv per RepVGG block
+    assert sum(n.op_type == "Conv" for n in plugged.graph.node) == 5
