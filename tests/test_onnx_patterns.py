@@ -10,7 +10,6 @@ from onnx import helper
 import onnx_chains as chains
 from plugkit.cli import main
 from plugkit.onnx_tools import Pattern, plugin_nodes
-from plugkit.onnx_tools.verify import verify_models
 
 SWISH_OP = '''
 import numpy as np

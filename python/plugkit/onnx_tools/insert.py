@@ -20,7 +20,7 @@ import onnx_graphsurgeon as gs
 from ..errors import OnnxModelError, OpsetConflictError, SchemaError
 from ..op_modules import op_module, sibling_module
 from ..schema import OpSchema
-from .model_io import load_model, save_model
+from .model_io import load_model, same_file, save_model
 from .patterns import Match, NotReplaceable, Pattern, Replacement, Rewrite
 from .plugin_node import DOMAIN, DOMAIN_VERSION, MIN_OPSET, model_opset, node_attrs
 
@@ -208,7 +208,6 @@ def insert_file(src, dst, ops: Sequence[str], *, allow_none: bool = False,
                 force: bool = False) -> InsertResult:
     """``plugkit insert``: read ``src``, rewrite, write ``dst`` (never ``src``).
     Writes nothing when no subgraph matched, unless ``allow_none``."""
-    from .model_io import same_file
     if same_file(src, dst):
         raise OnnxModelError(f"output {dst} is the input file; write the result elsewhere "
                              f"(plugkit never modifies its input)")

@@ -21,7 +21,7 @@ from onnx import helper
 from ..errors import OnnxModelError
 from ..tolerances import Comparison, compare
 from .model_io import load_model
-from .plugin_node import DOMAIN, plugin_nodes
+from .plugin_node import plugin_nodes
 from .reference import reference_ops
 
 # Values a dynamic dimension takes when --dim does not say.
