@@ -137,10 +137,12 @@ def test_scale_shapes_that_broadcast(creator, scale):
         [("float32", [3, 8, 64]), ("float32", scale)], [("float32", [3, 8, 64])])
 
 
-def test_workspace_and_tactics(creator):
-    plugin = creator.create({})
-    specs = [("float16", [4, 64]), ("float16", [64])]
-    assert plugin.workspace_size(specs, specs[:1]) == 0
+def test_workspace_is_asked_only_for_a_broadcast_scale(creator):
+    plugin = creator.create({"axis": -2})
+    full = [("float16", [4, 8, 64]), ("float16", [8, 64])]
+    assert plugin.workspace_size(full, full[:1]) == 0
+    suffix = [("float16", ([1, 8, 64], [4, 8, 64], [16, 8, 100])), ("float16", [100])]
+    assert plugin.workspace_size(suffix, suffix[:1]) == 13 * 256  # 8*100 fp32 values, rounded up to 256 bytes
     assert plugin.valid_tactics() == []
 
 

@@ -1,10 +1,12 @@
 // RMSNorm kernels. Memory-bound: each element of X is read once and each of Y
-// written once, so the row is kept in registers between the reduction and the
-// normalization. Rows too long for registers take a two-pass streaming kernel.
+// written once, so a row stays in registers between the sum of squares and the
+// normalization, and each thread keeps its slice of the scale in registers for
+// all the rows it handles. Rows too long for registers take a two-pass kernel.
 #include "rms_norm_kernel.h"
 
 #include "plugkit/dispatch.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace plugkit::rms_norm
@@ -12,15 +14,86 @@ namespace plugkit::rms_norm
 namespace
 {
 
-constexpr int kMaxThreadsPerRow = 1024;
-constexpr int kMaxItems = 8;          // vectors each thread keeps in registers
-constexpr int kWarpRowsPerBlock = 8;  // rows per block when a warp handles a row
+constexpr int kMaxThreadsPerRow = 512; // 128 registers a thread for up to 16 items
+constexpr int kMaxItems = 16;          // 16-byte vectors a thread keeps in registers
+constexpr int kWarpRowsPerBlock = 8;   // rows per block when one warp handles a row
+constexpr int kStreamingThreads = 1024;
 
 template <typename T, int N>
 struct alignas(sizeof(T) * N) Vec
 {
     T v[N];
 };
+
+// X is read once and Y written once: keep them out of L1 and first to leave L2.
+template <typename V>
+__device__ __forceinline__ V loadOnce(V const* p)
+{
+    if constexpr (sizeof(V) == 16)
+    {
+        uint4 const raw = __ldcs(reinterpret_cast<uint4 const*>(p));
+        return *reinterpret_cast<V const*>(&raw);
+    }
+    else
+    {
+        return *p;
+    }
+}
+
+template <typename V>
+__device__ __forceinline__ void storeOnce(V* p, V const& v)
+{
+    if constexpr (sizeof(V) == 16)
+    {
+        __stcs(reinterpret_cast<uint4*>(p), *reinterpret_cast<uint4 const*>(&v));
+    }
+    else
+    {
+        *p = v;
+    }
+}
+
+// Hide a vector's value from the optimizer. Without this it keeps the fp32 copies made for
+// the sum of squares alive across the reduction (twice the registers of 16-bit values, and
+// spills at 16 items) instead of converting the raw values again.
+template <typename V>
+__device__ __forceinline__ void keepRaw(V& v)
+{
+    if constexpr (sizeof(V) % 4 == 0)
+    {
+        auto* words = reinterpret_cast<uint32_t*>(&v);
+#pragma unroll
+        for (size_t w = 0; w < sizeof(V) / 4; ++w)
+        {
+            asm volatile("" : "+r"(words[w]));
+        }
+    }
+}
+
+template <typename T, int VEC>
+__device__ __forceinline__ float sumOfSquares(Vec<T, VEC> const& in)
+{
+    float s = 0.0F;
+#pragma unroll
+    for (int k = 0; k < VEC; ++k)
+    {
+        float const v = toFloat(in.v[k]);
+        s += v * v;
+    }
+    return s;
+}
+
+template <typename T, typename S, int VEC>
+__device__ __forceinline__ Vec<T, VEC> normalize(Vec<T, VEC> const& in, Vec<S, VEC> const& scale, float inv)
+{
+    Vec<T, VEC> out;
+#pragma unroll
+    for (int k = 0; k < VEC; ++k)
+    {
+        out.v[k] = fromFloat<T>(toFloat(in.v[k]) * inv * toFloat(scale.v[k]));
+    }
+    return out;
+}
 
 __device__ __forceinline__ float warpSum(float v)
 {
@@ -33,7 +106,7 @@ __device__ __forceinline__ float warpSum(float v)
 }
 
 // Sum over the threads of one row (threadIdx.x). A block is either one row of
-// blockDim.x >= 32 threads, or blockDim.y rows of one warp each.
+// blockDim.x >= 64 threads, or blockDim.y rows of one warp each.
 __device__ __forceinline__ float rowSum(float v)
 {
     v = warpSum(v);
@@ -44,88 +117,76 @@ __device__ __forceinline__ float rowSum(float v)
     __shared__ float partial[32];
     int const lane = threadIdx.x & 31;
     int const warp = threadIdx.x >> 5;
+    __syncthreads(); // the previous row's readers are done with `partial`
     if (lane == 0)
     {
         partial[warp] = v;
     }
     __syncthreads();
-    // Every warp adds up all partials, so every thread gets the total after one barrier.
+    // Every warp adds up all partials, so every thread has the total after one barrier.
     v = lane < static_cast<int>(blockDim.x >> 5) ? partial[lane] : 0.0F;
     return warpSum(v);
 }
 
-// scale's value for element `col` of a row; scaleCols is cols, 1, or a divisor of cols.
-template <typename S>
-__device__ __forceinline__ float scaleAt(S const* scale, int64_t col, int64_t cols, int64_t scaleCols)
-{
-    if (scaleCols == cols)
-    {
-        return toFloat(scale[col]);
-    }
-    return toFloat(scale[scaleCols == 1 ? 0 : col % scaleCols]);
-}
-
-template <typename T, typename S, int VEC>
-__device__ __forceinline__ void storeNormalized(Vec<T, VEC> const& in, S const* scale, T* y, int64_t col, int64_t cols,
-    int64_t scaleCols, float inv)
-{
-    Vec<T, VEC> out;
-    if (scaleCols == cols)
-    {
-        // Full scale: one vector load, aligned like X's (checked by the launcher).
-        Vec<S, VEC> const s = *reinterpret_cast<Vec<S, VEC> const*>(scale + col);
-#pragma unroll
-        for (int k = 0; k < VEC; ++k)
-        {
-            out.v[k] = fromFloat<T>(toFloat(in.v[k]) * inv * toFloat(s.v[k]));
-        }
-    }
-    else
-    {
-#pragma unroll
-        for (int k = 0; k < VEC; ++k)
-        {
-            out.v[k] = fromFloat<T>(toFloat(in.v[k]) * inv * scaleAt(scale, col + k, cols, scaleCols));
-        }
-    }
-    *reinterpret_cast<Vec<T, VEC>*>(y + col) = out;
-}
-
-// One pass: the row stays in registers (ITEMS vectors of VEC elements per thread).
+// One pass: the row stays in registers (ITEMS vectors of VEC elements a thread).
+// Blocks stride over rows; a block handles blockDim.y rows at a time.
 template <typename T, typename S, int VEC, int ITEMS>
-__global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __restrict__ x,
-    S const* __restrict__ scale, T* __restrict__ y, int64_t rows, int64_t cols, int64_t scaleCols, float epsilon)
+__global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(
+    T const* __restrict__ x, S const* __restrict__ scale, T* __restrict__ y, int64_t rows, int cols, float epsilon)
 {
-    int64_t const row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
-    bool const active = row < rows; // inactive threads still take part in the row reduction barrier
-    T const* xRow = x + row * cols;
-    T* yRow = y + row * cols;
-
-    Vec<T, VEC> items[ITEMS];
-    float sumSquares = 0.0F;
-#pragma unroll
-    for (int i = 0; i < ITEMS; ++i)
+    // The scale is the same for every row: keep it in registers when that costs 32 or fewer.
+    constexpr bool kCacheScale = ITEMS * VEC * sizeof(S) <= 128;
+    Vec<S, VEC> scaleItems[kCacheScale ? ITEMS : 1];
+    auto column = [&](int i) { return (i * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x)) * VEC; };
+    if constexpr (kCacheScale)
     {
-        int64_t const col = (static_cast<int64_t>(i) * blockDim.x + threadIdx.x) * VEC;
-        if (active && col < cols)
-        {
-            items[i] = *reinterpret_cast<Vec<T, VEC> const*>(xRow + col);
 #pragma unroll
-            for (int k = 0; k < VEC; ++k)
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            if (column(i) < cols)
             {
-                float const v = toFloat(items[i].v[k]);
-                sumSquares += v * v;
+                scaleItems[i] = *reinterpret_cast<Vec<S, VEC> const*>(scale + column(i));
             }
         }
     }
-    float const inv = rsqrtf(rowSum(sumSquares) / static_cast<float>(cols) + epsilon);
-#pragma unroll
-    for (int i = 0; i < ITEMS; ++i)
+    int64_t const rowStride = static_cast<int64_t>(gridDim.x) * blockDim.y;
+    // All threads of a block run the same iterations: rowSum has barriers.
+    for (int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.y; first < rows; first += rowStride)
     {
-        int64_t const col = (static_cast<int64_t>(i) * blockDim.x + threadIdx.x) * VEC;
-        if (active && col < cols)
+        int64_t const row = first + threadIdx.y;
+        bool const active = row < rows;
+        T const* xRow = x + row * cols;
+        T* yRow = y + row * cols;
+
+        Vec<T, VEC> items[ITEMS];
+        float sumSquares = 0.0F;
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
         {
-            storeNormalized(items[i], scale, yRow, col, cols, scaleCols, inv);
+            if (active && column(i) < cols)
+            {
+                items[i] = loadOnce(reinterpret_cast<Vec<T, VEC> const*>(xRow + column(i)));
+                sumSquares += sumOfSquares(items[i]);
+            }
+        }
+        float const inv = rsqrtf(rowSum(sumSquares) / static_cast<float>(cols) + epsilon);
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            keepRaw(items[i]);
+            if (active && column(i) < cols)
+            {
+                Vec<S, VEC> s;
+                if constexpr (kCacheScale)
+                {
+                    s = scaleItems[i];
+                }
+                else
+                {
+                    s = *reinterpret_cast<Vec<S, VEC> const*>(scale + column(i));
+                }
+                storeOnce(reinterpret_cast<Vec<T, VEC>*>(yRow + column(i)), normalize(items[i], s, inv));
+            }
         }
     }
 }
@@ -133,27 +194,35 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __r
 // Two passes over the row, for rows that do not fit in registers: the second
 // read mostly hits L2, which holds the rows of all resident blocks.
 template <typename T, typename S, int VEC>
-__global__ void __launch_bounds__(kMaxThreadsPerRow) streamingKernel(T const* __restrict__ x,
-    S const* __restrict__ scale, T* __restrict__ y, int64_t cols, int64_t scaleCols, float epsilon)
+__global__ void __launch_bounds__(kStreamingThreads) streamingKernel(
+    T const* __restrict__ x, S const* __restrict__ scale, T* __restrict__ y, int64_t cols, float epsilon)
 {
-    int64_t const row = blockIdx.x;
-    T const* xRow = x + row * cols;
-    T* yRow = y + row * cols;
+    T const* xRow = x + static_cast<int64_t>(blockIdx.x) * cols;
+    T* yRow = y + static_cast<int64_t>(blockIdx.x) * cols;
+    int64_t const step = static_cast<int64_t>(blockDim.x) * VEC;
     float sumSquares = 0.0F;
-    for (int64_t col = static_cast<int64_t>(threadIdx.x) * VEC; col < cols; col += static_cast<int64_t>(blockDim.x) * VEC)
+    for (int64_t col = static_cast<int64_t>(threadIdx.x) * VEC; col < cols; col += step)
     {
-        Vec<T, VEC> const in = *reinterpret_cast<Vec<T, VEC> const*>(xRow + col);
-#pragma unroll
-        for (int k = 0; k < VEC; ++k)
-        {
-            float const v = toFloat(in.v[k]);
-            sumSquares += v * v;
-        }
+        sumSquares += sumOfSquares(*reinterpret_cast<Vec<T, VEC> const*>(xRow + col));
     }
     float const inv = rsqrtf(rowSum(sumSquares) / static_cast<float>(cols) + epsilon);
-    for (int64_t col = static_cast<int64_t>(threadIdx.x) * VEC; col < cols; col += static_cast<int64_t>(blockDim.x) * VEC)
+    for (int64_t col = static_cast<int64_t>(threadIdx.x) * VEC; col < cols; col += step)
     {
-        storeNormalized(*reinterpret_cast<Vec<T, VEC> const*>(xRow + col), scale, yRow, col, cols, scaleCols, inv);
+        Vec<T, VEC> const in = loadOnce(reinterpret_cast<Vec<T, VEC> const*>(xRow + col));
+        storeOnce(reinterpret_cast<Vec<T, VEC>*>(yRow + col),
+            normalize(in, *reinterpret_cast<Vec<S, VEC> const*>(scale + col), inv));
+    }
+}
+
+// A scale that broadcasts (one value, or a suffix of the normalized axes) expanded to one
+// value per normalized element, so the kernels above read it like a full one.
+template <typename S>
+__global__ void expandScaleKernel(S const* __restrict__ scale, S* __restrict__ full, int64_t cols, int64_t scaleCols)
+{
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < cols;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    {
+        full[i] = scale[i % scaleCols];
     }
 }
 
@@ -167,63 +236,87 @@ bool aligned(void const* p, size_t bytes)
     return reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
 
-template <typename T, typename S, int VEC>
-void launchWithVec(Problem const& p, cudaStream_t stream)
+// As many blocks as are resident on the device at once (they stride over the rows), or fewer.
+template <typename T, typename S, int VEC, int ITEMS>
+void launchRegister(Problem const& p, S const* scale, dim3 block, cudaStream_t stream)
 {
-    auto const* x = static_cast<T const*>(p.x);
-    auto const* scale = static_cast<S const*>(p.scale);
-    auto* y = static_cast<T*>(p.y);
-    int64_t const vectors = ceilDiv(p.cols, VEC);
+    auto* kernel = registerKernel<T, S, VEC, ITEMS>;
+    int device = 0;
+    int multiprocessors = 0;
+    int blocksPerMultiprocessor = 0;
+    PLUGKIT_CUDA_CHECK(cudaGetDevice(&device));
+    PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
+    PLUGKIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &blocksPerMultiprocessor, kernel, static_cast<int>(block.x * block.y), 0));
+    int64_t const resident = static_cast<int64_t>(multiprocessors) * std::max(blocksPerMultiprocessor, 1);
+    auto const grid = static_cast<unsigned>(std::min(ceilDiv(p.rows, block.y), resident));
+    kernel<<<grid, block, 0, stream>>>(static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.rows,
+        static_cast<int>(p.cols), p.epsilon);
+}
 
+template <typename T, typename S, int VEC>
+void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
+{
+    int64_t const vectors = ceilDiv(p.cols, VEC);
     if (vectors > static_cast<int64_t>(kMaxThreadsPerRow) * kMaxItems)
     {
         PLUGKIT_CHECK(p.rows <= INT32_MAX, "too many rows (" << p.rows << ") for one launch");
-        streamingKernel<T, S, VEC><<<static_cast<unsigned>(p.rows), kMaxThreadsPerRow, 0, stream>>>(
-            x, scale, y, p.cols, p.scaleCols, p.epsilon);
+        streamingKernel<T, S, VEC><<<static_cast<unsigned>(p.rows), kStreamingThreads, 0, stream>>>(
+            static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.cols, p.epsilon);
         return;
     }
-    // Fewest items per thread that keep a row within 256 threads (within 1024 at 8 items):
-    // several independent 16-byte loads in flight per thread, and enough blocks per SM.
+    // Fewest items a thread that keep a row within 256 threads (512 at 16 items):
+    // several independent 16-byte loads in flight a thread, and several blocks an SM.
     int items = 1;
     while (items < kMaxItems && ceilDiv(vectors, items) > 256)
     {
         items *= 2;
     }
     int64_t const threadsPerRow = ceilDiv(ceilDiv(vectors, items), 32) * 32;
-    int const rowsPerBlock = threadsPerRow == 32 ? kWarpRowsPerBlock : 1;
-    int64_t const blocks = ceilDiv(p.rows, rowsPerBlock);
-    PLUGKIT_CHECK(blocks <= INT32_MAX, "too many rows (" << p.rows << ") for one launch");
-    dim3 const block(static_cast<unsigned>(threadsPerRow), rowsPerBlock);
-    auto const grid = static_cast<unsigned>(blocks);
+    dim3 const block(static_cast<unsigned>(threadsPerRow), threadsPerRow == 32 ? kWarpRowsPerBlock : 1);
     switch (items)
     {
-    case 1: registerKernel<T, S, VEC, 1><<<grid, block, 0, stream>>>(x, scale, y, p.rows, p.cols, p.scaleCols, p.epsilon); break;
-    case 2: registerKernel<T, S, VEC, 2><<<grid, block, 0, stream>>>(x, scale, y, p.rows, p.cols, p.scaleCols, p.epsilon); break;
-    case 4: registerKernel<T, S, VEC, 4><<<grid, block, 0, stream>>>(x, scale, y, p.rows, p.cols, p.scaleCols, p.epsilon); break;
-    default: registerKernel<T, S, VEC, 8><<<grid, block, 0, stream>>>(x, scale, y, p.rows, p.cols, p.scaleCols, p.epsilon); break;
+    case 1: launchRegister<T, S, VEC, 1>(p, scale, block, stream); break;
+    case 2: launchRegister<T, S, VEC, 2>(p, scale, block, stream); break;
+    case 4: launchRegister<T, S, VEC, 4>(p, scale, block, stream); break;
+    case 8: launchRegister<T, S, VEC, 8>(p, scale, block, stream); break;
+    default: launchRegister<T, S, VEC, 16>(p, scale, block, stream); break;
     }
 }
 
 template <typename T, typename S>
-void launchTyped(Problem const& p, cudaStream_t stream)
+void launchTyped(Problem const& p, void* workspace, cudaStream_t stream)
 {
-    // 16-byte vectors when every row start and the scale are aligned for them.
-    constexpr int kVec = 16 / sizeof(T);
-    bool const vectorizable = p.cols % kVec == 0 && aligned(p.x, 16) && aligned(p.y, 16)
-        && (p.scaleCols != p.cols || aligned(p.scale, sizeof(S) * kVec));
-    if (vectorizable)
+    auto const* scale = static_cast<S const*>(p.scale);
+    if (p.scaleCols != p.cols)
     {
-        launchWithVec<T, S, kVec>(p, stream);
+        PLUGKIT_CHECK(workspace != nullptr, "a broadcast scale needs the workspace getWorkspaceSize asked for");
+        auto* full = static_cast<S*>(workspace);
+        int const blocks = static_cast<int>(std::min<int64_t>(ceilDiv(p.cols, 256), 1024));
+        expandScaleKernel<S><<<blocks, 256, 0, stream>>>(scale, full, p.cols, p.scaleCols);
+        scale = full;
+    }
+    // 16-byte vectors when every row start, and the scale, are aligned for them.
+    constexpr int kVec = 16 / sizeof(T);
+    if (p.cols % kVec == 0 && aligned(p.x, 16) && aligned(p.y, 16) && aligned(scale, sizeof(S) * kVec))
+    {
+        launchWithVec<T, S, kVec>(p, scale, stream);
     }
     else
     {
-        launchWithVec<T, S, 1>(p, stream);
+        launchWithVec<T, S, 1>(p, scale, stream);
     }
 }
 
 } // namespace
 
-void launch(Problem const& p, cudaStream_t stream)
+size_t workspaceSize(int64_t cols, int64_t scaleCols)
+{
+    // Room for the expanded scale in the widest scale dtype, 256-byte aligned.
+    return scaleCols == cols ? 0 : static_cast<size_t>(ceilDiv(cols * static_cast<int64_t>(sizeof(float)), 256) * 256);
+}
+
+void launch(Problem const& p, void* workspace, cudaStream_t stream)
 {
     PLUGKIT_CHECK(p.rows >= 0 && p.cols >= 0, "negative shape: rows " << p.rows << ", cols " << p.cols);
     if (p.rows == 0 || p.cols == 0)
@@ -234,7 +327,7 @@ void launch(Problem const& p, cudaStream_t stream)
         "scale has " << p.scaleCols << " elements, which do not tile the " << p.cols << " normalized elements");
     dispatchFloat(p.xType, [&](auto xTag) {
         dispatchFloat(p.scaleType, [&](auto scaleTag) {
-            launchTyped<typename decltype(xTag)::type, typename decltype(scaleTag)::type>(p, stream);
+            launchTyped<typename decltype(xTag)::type, typename decltype(scaleTag)::type>(p, workspace, stream);
         });
     });
     PLUGKIT_CUDA_CHECK(cudaGetLastError());

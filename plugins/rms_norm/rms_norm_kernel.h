@@ -23,7 +23,10 @@ struct Problem
     float epsilon;
 };
 
-//! Enqueue the kernel for `p` on `stream`; throws plugkit::Error on bad input or a failed launch.
-void launch(Problem const& p, cudaStream_t stream);
+//! Workspace bytes a launch needs: room to expand a scale that broadcasts (scaleCols != cols).
+size_t workspaceSize(int64_t cols, int64_t scaleCols);
+
+//! Enqueue the kernels for `p` on `stream`; throws plugkit::Error on bad input or a failed launch.
+void launch(Problem const& p, void* workspace, cudaStream_t stream);
 
 } // namespace plugkit::rms_norm

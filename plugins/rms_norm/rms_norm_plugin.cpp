@@ -47,12 +47,18 @@ public:
         layout(in[0], in[1]);
     }
 
-    void enqueue(Tensors const& t, void*, cudaStream_t stream) const
+    size_t workspaceSize(nvinfer1::DynamicPluginTensorDesc const* in, nvinfer1::DynamicPluginTensorDesc const*) const
+    {
+        Layout const l = layout(in[0].max, in[1].max);
+        return rms_norm::workspaceSize(l.cols, l.scaleCols);
+    }
+
+    void enqueue(Tensors const& t, void* workspace, cudaStream_t stream) const
     {
         Layout const l = layout(t.inputDesc[0].dims, t.inputDesc[1].dims);
         launch(Problem{t.inputDesc[0].type, t.inputDesc[1].type, t.inputs[0], t.inputs[1], t.outputs[0], l.rows, l.cols,
                    l.scaleCols, attrs().epsilon},
-            stream);
+            workspace, stream);
     }
 
 private:
