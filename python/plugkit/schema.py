@@ -159,8 +159,9 @@ class OpSchema:
         return out
 
     def fields(self) -> list[tuple[str, str, bool]]:
-        """(name, PluginFieldType name, is_array) for each attribute, in order."""
-        return [(a.name, a.field_type, a.is_array) for a in self.attrs]
+        """(name, PluginFieldType name, is_array) for each attribute, in order, as a creator
+        reports them: a string is a CHAR array (any length), like the arrays."""
+        return [(a.name, a.field_type, a.is_array or a.type == "string") for a in self.attrs]
 
     def run_reference(self, *inputs, **attrs):
         """The reference outputs as a list, attributes defaulted and typed."""
