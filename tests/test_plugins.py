@@ -29,10 +29,13 @@ def test_creates_from_default_fields_in_both_phases(library, name):
     for phase in ("build", "runtime"):
         plugin = creator.create({}, phase=phase)
         assert (plugin.name, plugin.version, plugin.namespace) == (schema.name, schema.version, schema.namespace)
-        fields = {f.name: f.scalar for f in plugin.serialize()}
+        fields = {f.name: f.value for f in plugin.serialize()}
         for attr in schema.attrs:
             expected = attr.default
-            assert fields[attr.name] == pytest.approx(list(expected) if attr.is_array else expected, rel=1e-6)
+            if attr.type == "string":
+                assert fields[attr.name] == expected
+            else:  # numbers are serialized as arrays, of one element for a scalar
+                assert fields[attr.name] == pytest.approx(list(expected) if attr.is_array else [expected], rel=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))

@@ -1,0 +1,343 @@
+"""`plugkit new`: names, refusals, expressions and rendering on their own; then, in a
+temporary copy of the repository, one op of each kind scaffolded, built (one build
+for all three), listed, checked, and put through its generated tests (CPU)."""
+import importlib.util
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plugkit import cli, scaffold
+from plugkit.expr import ExprError, translate
+from plugkit.scaffold import ScaffoldError
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("CMakeLists.txt", "cmake", "csrc", "plugins", "conftest.py", "pyproject.toml")
+
+
+def new(*argv) -> int:
+    return cli.main(["new", *map(str, argv)])
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A project root with the repository's plugins (RMSNorm) and nothing else."""
+    shutil.copytree(REPO / "plugins", tmp_path / "plugins")
+    (tmp_path / "CMakeLists.txt").write_text("# stands for the project's build\n")
+    return tmp_path
+
+
+# ------------------------------------------------------------------ names
+
+@pytest.mark.parametrize("name, snake, class_name", [
+    ("MyOp", "my_op", "MyOpPlugin"),
+    ("RMSNorm", "rms_norm", "RmsNormPlugin"),
+    ("my_op", "my_op", "MyOpPlugin"),
+    ("GeGLU2", "ge_glu2", "GeGlu2Plugin"),
+])
+def test_names_follow_the_model_plugin(name, snake, class_name):
+    assert scaffold.snake_case(name) == snake
+    assert scaffold.class_name(snake) == class_name
+
+
+def test_defaults_version_1_and_the_project_namespace():
+    op = scaffold.plan("MyOp")
+    assert (op.name, op.version, op.namespace, op.cpp_namespace) == ("MyOp", "1", "plugkit", "plugkit::my_op")
+    assert (op.kind, op.inputs, op.outputs, op.expr.source) == ("elementwise", ("x",), ("y",), "x")
+
+
+@pytest.mark.parametrize("name, why", [
+    ("1Op", "is not an identifier"),
+    ("my-op", "is not an identifier"),
+    ("Mý", "is not an identifier"),
+    ("My__Op", "double and trailing underscores are reserved"),
+    ("Delete", "'delete' is a C++ keyword"),
+    ("namespace", "is a C++ keyword"),
+    ("None", "is a Python keyword"),
+    ("Match", "is a Python keyword"),
+    ("Plugin", "is reserved"),
+    ("Host", "is reserved"),       # plugkit.host
+    ("Testing", "is reserved"),    # plugkit.testing
+    ("Volume", "is reserved"),     # plugkit::volume: the namespace plugkit::volume would clash
+    ("Relu", "is an ONNX standard operator"),
+    ("LayerNormalization", "is an ONNX standard operator"),
+])
+def test_names_that_cannot_work_are_refused_with_the_reason(name, why):
+    with pytest.raises(ScaffoldError, match=re.escape(why)):
+        scaffold.plan(name)
+
+
+def test_clashes_with_existing_plugins_are_refused_even_with_force(project):
+    with pytest.raises(ScaffoldError, match=r"op RMSNorm already exists in .*rms_norm, written by hand"):
+        scaffold.scaffold("RMSNorm", project, force=True, dry_run=True)
+    with pytest.raises(ScaffoldError, match=r"rms_norm holds op RMSNorm, not RmsNorm; --force never"):
+        scaffold.scaffold("RmsNorm", project, force=True, dry_run=True)
+    other = project / "plugins" / "other"
+    other.mkdir()
+    (other / "other_plugin.cpp").write_text("PLUGKIT_REGISTER_PLUGIN(MyOpPlugin)\n")
+    with pytest.raises(ScaffoldError, match="already registers a class MyOpPlugin"):
+        scaffold.scaffold("MyOp", project, dry_run=True)
+
+
+@pytest.mark.parametrize("request_, why", [
+    ({"inputs": ["x", "x"]}, "need distinct names"),
+    ({"inputs": ["count"]}, "uses for itself"),
+    ({"inputs": ["class"]}, "keyword"),
+    ({"inputs": ["exp"]}, "name of an --expr function"),
+    ({"attrs": ["fields:int32=1"]}, "uses for itself"),
+    ({"attrs": ["alpha=1"]}, "give a type"),
+    ({"attrs": ["alpha:float64=1"]}, "unknown type 'float64'"),
+    ({"attrs": ["alpha:float32=abc"]}, "'abc' is not a float32 value"),
+    ({"attrs": ["alpha:float32=inf"]}, "must be finite"),
+    ({"attrs": ["n:int32=3000000000"]}, "does not fit int32"),
+    ({"dtypes": ["int8"]}, "generated kernels take float32, float16, bfloat16"),
+    ({"kind": "pointwise"}, "unknown kind 'pointwise'"),
+    ({"kind": "rowwise", "expr": "x"}, "--expr is for --kind elementwise"),
+    ({"kind": "rowwise", "inputs": ["X", "W"]}, "one input and one output"),
+    ({"outputs": ["y", "z"]}, "an elementwise op has one output"),
+    ({"expr": "x * 2", "inputs": ["x", "b"]}, "does not use input"),
+    ({"kind": "custom", "output_shapes": ["Y=Q[0]"]}, "neither a size nor an input dim"),
+    ({"kind": "custom", "output_shapes": ["Z=X"]}, "OUTPUT one of Y"),
+    ({"version": "1 beta"}, "version"),
+    ({"namespace": 'a"b'}, "namespace"),
+])
+def test_requests_that_cannot_work_are_refused(request_, why):
+    with pytest.raises(ScaffoldError, match=re.escape(why)):
+        scaffold.plan("MyOp", **request_)
+
+
+# ------------------------------------------------------------------ expressions
+
+@pytest.mark.parametrize("source, cuda, numpy", [
+    ("x * sigmoid(x)", "x * (1.0F / (1.0F + expf(-x)))", "x * (1.0 / (1.0 + np.exp(-x)))"),
+    ("a * b + alpha", "a * b + alpha", "a * b + alpha"),
+    ("where(x > 0, x, alpha * x)", "x > 0.0F ? x : alpha * x", "np.where(x > 0.0, x, alpha * x)"),
+    ("where(x > 0, x, 0) * 2", "(x > 0.0F ? x : 0.0F) * 2.0F", "np.where(x > 0.0, x, 0.0) * 2.0"),
+    ("a - (b - x)", "a - (b - x)", "a - (b - x)"),
+    ("-(-x) ** 2", "-powf(-x, 2.0F)", "-np.power(-x, 2.0)"),
+    ("x / softplus(x)", "x / (fmaxf(x, 0.0F) + log1pf(expf(-fabsf(x))))",
+     "x / (np.fmax(x, 0.0) + np.log1p(np.exp(-np.abs(x))))"),
+    ("sigmoid(a + b)", "1.0F / (1.0F + expf(-(a + b)))", "1.0 / (1.0 + np.exp(-(a + b)))"),
+    ("0.5 * x * (1 + erf(x * rsqrt(2)))", "0.5F * x * (1.0F + erff(x * rsqrtf(2.0F)))",
+     "0.5 * x * (1.0 + _erf(x * (1.0 / np.sqrt(2.0))))"),
+])
+def test_expressions_translate_to_cuda_and_numpy(source, cuda, numpy):
+    result = translate(source, ["x", "a", "b"], ["alpha"])
+    assert (result.cuda, result.numpy) == (cuda, numpy)
+
+
+def test_the_numpy_translation_computes_the_expression():
+    x, b = np.linspace(-3, 3, 13), np.linspace(1, 2, 13)
+    source = "where(x > 0, x, alpha * x) + clip(b, 1.2, 1.8) ** 2 - fmod(x, 1.5) / tanh(b)"
+    numpy = translate(source, ["x", "b"], ["alpha"]).numpy
+    got = eval(numpy, {"np": np, "x": x, "b": b, "alpha": 0.1})  # noqa: S307 - our own translation
+    expected = [(xi if xi > 0 else 0.1 * xi) + min(max(bi, 1.2), 1.8) ** 2 - math.fmod(xi, 1.5) / math.tanh(bi)
+                for xi, bi in zip(x, b)]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("source, why", [
+    ("x % 2", "use fmod"),
+    ("foo(x)", "unknown function 'foo'"),
+    ("x > 0", "may only be the first argument of where"),
+    ("where(x, 1, 2)", "must be a comparison"),
+    ("z + x", "unknown name 'z'"),
+    ("axes * x", "attribute 'axes' is not a number"),
+    ("x.real", "Attribute is not supported"),
+    ("__import__('os')", "unknown function"),
+    ("exp(x, 2)", "exp takes 1 positional argument"),
+    ("x if x else 0", "IfExp is not supported"),
+    ("True * x", "only numbers"),
+    ("x +", "not a valid expression"),
+])
+def test_expressions_outside_the_whitelist_are_refused(source, why):
+    with pytest.raises(ExprError, match=re.escape(why)):
+        translate(source, ["x"], ["alpha"], other_attrs=["axes"])
+
+
+def test_inputs_are_the_expressions_names_that_are_not_attributes():
+    op = scaffold.plan("MyOp", expr="alpha * b + a * sigmoid(b)", attrs=["alpha:float32=1"])
+    assert op.inputs == ("b", "a") and op.outputs == ("y",)
+    assert [a.name for a in op.expr_attrs] == ["alpha"]
+
+
+# ------------------------------------------------------------------ attributes
+
+@pytest.mark.parametrize("text, cpp, default", [
+    ("alpha:float32=1e-5", "float alpha = 1e-05F;", 1e-5),
+    ("alpha:float32", "float alpha = 0.0F;", 0.0),
+    ("n:int32=-3", "int32_t n = -3;", -3),
+    ("big:int64=5000000000", "int64_t big = 5000000000;", 5000000000),
+    ("lo:int64=-9223372036854775808", "int64_t lo = INT64_MIN;", -2 ** 63),
+    ("ws:float32[]=0.5,2", "std::vector<float> ws{0.5F, 2.0F};", (0.5, 2.0)),
+    ("axes:int32[]=0,1", "std::vector<int32_t> axes{0, 1};", (0, 1)),
+    ("ids:int64[]=", "std::vector<int64_t> ids;", ()),
+    ("mode:string=fast", 'std::string mode = "fast";', "fast"),
+    ("mode:string", "std::string mode;", ""),
+])
+def test_every_field_type_becomes_a_typed_member_with_its_default(text, cpp, default):
+    attr = scaffold.parse_attr(text)
+    assert attr.default == default
+    assert f"{scaffold._CPP_TYPES[attr.type]} {attr.name}{scaffold.cpp_default(attr)};" == cpp
+
+
+# ------------------------------------------------------------------ writing
+
+def test_dry_run_lists_the_files_and_writes_nothing(project, capsys):
+    before = files_under(project)
+    assert new("MyOp", "--root", project, "--dry-run", "--kind", "rowwise") == 0
+    out = capsys.readouterr().out
+    for path in ("plugins/my_op/my_op_plugin.cpp", "plugins/my_op/my_op_kernel.cu", "plugins/my_op/my_op_kernel.h",
+                 "plugins/my_op/op.py", "plugins/my_op/README.md", "tests/test_my_op.py"):
+        assert f"would write {project / path}" in out
+    assert files_under(project) == before
+
+
+def test_existing_files_are_never_overwritten_without_force(project, capsys):
+    (project / "tests").mkdir()
+    (project / "tests/test_my_op.py").write_text("# the user's own test\n")
+    before = files_under(project)
+    assert new("MyOp", "--root", project) == 2
+    assert "tests/test_my_op.py" in capsys.readouterr().err
+    assert files_under(project) == before  # refused: not even the plugin folder was written
+    assert (project / "tests/test_my_op.py").read_text() == "# the user's own test\n"
+
+    assert new("MyOp", "--root", project, "--force") == 0
+    assert "plugkit new" in (project / "tests/test_my_op.py").read_text()
+    assert new("MyOp", "--root", project, "--expr", "x * 2") == 2      # the folder exists now
+    assert "pass --force" in capsys.readouterr().err
+    assert new("MyOp", "--root", project, "--expr", "x * 2", "--force") == 0
+    assert "x * 2.0F" in (project / "plugins/my_op/my_op_kernel.cu").read_text()
+
+
+def test_a_refused_request_writes_nothing(project, capsys):
+    before = files_under(project)
+    assert new("MyOp", "--root", project, "--expr", "x + nope(x)") == 2
+    assert "unknown function 'nope'" in capsys.readouterr().err
+    assert files_under(project) == before
+
+
+def test_a_root_without_a_build_gets_one_on_the_installed_sdk(tmp_path):
+    files = scaffold.scaffold("MyOp", tmp_path / "mine", kind="custom", dry_run=True)
+    cmake = files[tmp_path / "mine/CMakeLists.txt"]
+    assert "find_package(plugkit REQUIRED)" in cmake and "plugkit_add_plugin_library(plugkit_plugins" in cmake
+    assert "CMAKE_PREFIX_PATH" in files[tmp_path / "mine/plugins/my_op/README.md"]
+    assert not (tmp_path / "mine").exists()
+
+
+def test_help_names_the_options(capsys):
+    with pytest.raises(SystemExit):
+        new("--help")
+    out = capsys.readouterr().out
+    for option in ("--kind {elementwise,rowwise,custom}", "--input", "--output", "--attr", "--dtypes", "--expr",
+                   "--output-shape", "--namespace", "--version", "--root", "--dry-run", "--force"):
+        assert option in out
+
+
+# ------------------------------------------------------------------ scaffold, build, list, check, test
+
+# One op of each kind; between them they use every attribute type, broadcasting, a namespace and
+# version of their own, a dtype subset and several outputs with declared shapes.
+OPS = {
+    "GatedScale": ["--expr", "a * sigmoid(b) + alpha * tanh(a) - n", "--attr", "alpha:float32=0.5",
+                   "--attr", "n:int64=2", "--attr", "axes:int32[]=0,1", "--attr", "ws:float32[]=1.5",
+                   "--attr", "ids:int64[]=7", "--attr", "mode:string=fast", "--attr", "k:int32=3"],
+    "RowSoftmax": ["--kind", "rowwise", "--dtypes", "float32,float16", "--namespace", "acme", "--version", "2"],
+    "SplitCopy": ["--kind", "custom", "--input", "X", "--input", "W", "--output", "Y", "--output", "Z",
+                  "--output-shape", "Z=X[0],W[-1],4"],
+}
+
+
+def tensorrt_include_dir():
+    """TensorRT headers already on this machine, so that the build downloads nothing."""
+    if os.environ.get("TENSORRT_INCLUDE_DIR"):
+        return os.environ["TENSORRT_INCLUDE_DIR"]
+    spec = importlib.util.find_spec("kernel_lens")
+    candidates = [Path(p) / "include/tensorrt" for p in (spec.submodule_search_locations or [])] if spec else []
+    candidates.append(REPO / "build/_deps/tensorrt-headers/kernel_lens/include/tensorrt")
+    return next((str(p) for p in candidates if (p / "NvInferVersion.h").is_file()), None)
+
+
+def run(cmd, cwd, env=None):
+    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, text=True, capture_output=True)
+    assert result.returncode == 0, f"{' '.join(map(str, cmd))}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A copy of the repository with the three ops scaffolded by the CLI and built (one CUDA arch)."""
+    if not shutil.which("cmake") or not shutil.which("nvcc"):
+        pytest.skip("needs cmake and nvcc to build the plugin library")
+    root = tmp_path_factory.mktemp("repo")
+    for name in PROJECT_FILES:
+        (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, root / name)
+    (root / "tests").mkdir()
+    shutil.copy2(REPO / "tests/test_plugins.py", root / "tests")  # every schema against the library
+    for op, options in OPS.items():
+        run([sys.executable, "-m", "plugkit", "new", op, "--root", root, *options], cwd=root)
+    configure = ["cmake", "-S", root, "-B", root / "build", "-DPLUGKIT_CUDA_ARCHITECTURES=75"]
+    configure += ["-G", "Ninja"] if shutil.which("ninja") else []
+    configure += [f"-DTENSORRT_INCLUDE_DIR={tensorrt_include_dir()}"] if tensorrt_include_dir() else []
+    run(configure, cwd=root)
+    run(["cmake", "--build", root / "build", "--parallel", str(os.cpu_count() or 2)], cwd=root)
+    env = dict(os.environ, PLUGKIT_LIBRARY=str(root / "build/libplugkit_plugins.so"),
+               PLUGKIT_PLUGINS_DIR=str(root / "plugins"))
+    return root, env
+
+
+def test_generated_files_compile_without_warnings(built):
+    root, _ = built
+    log = (root / "build/.ninja_log").read_text() if (root / "build/.ninja_log").exists() else ""
+    for op in OPS:
+        snake = scaffold.snake_case(op)
+        assert {f"{snake}_plugin.cpp", f"{snake}_kernel.cu", f"{snake}_kernel.h", "op.py", "README.md"} <= {
+            p.name for p in (root / "plugins" / snake).iterdir()}
+        assert not log or f"{snake}_kernel.cu.o" in log
+
+
+def test_list_shows_the_new_ops_with_their_fields(built):
+    root, env = built
+    out = run([sys.executable, "-m", "plugkit", "list", env["PLUGKIT_LIBRARY"]], cwd=root, env=env).stdout
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    assert rows["GatedScale"][1:4] == ["1", "plugkit", "alpha:FLOAT32,"]
+    assert "mode:CHAR[]" in out and "ids:INT64[]" in out and "ws:FLOAT32[]" in out
+    assert rows["RowSoftmax"][1:3] == ["2", "acme"]
+    assert rows["SplitCopy"][1:3] == ["1", "plugkit"]
+
+
+def test_check_passes_with_the_new_ops(built):
+    root, env = built
+    out = run([sys.executable, "-m", "plugkit", "check", env["PLUGKIT_LIBRARY"], "--plugins-dir", root / "plugins"],
+              cwd=root, env=env).stdout
+    assert "ok:" in out and "not in this library" not in out and "no op.py schema" not in out
+
+
+def test_generated_tests_pass_on_cpu(built):
+    root, env = built
+    tests = [f"tests/test_{scaffold.snake_case(op)}.py" for op in OPS] + ["tests/test_plugins.py"]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not gpu", *tests],
+                            cwd=root, env=env, text=True, capture_output=True)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert "passed" in summary and "failed" not in summary and "error" not in summary
+    assert "skipped" not in summary  # -m "not gpu" deselects the GPU tests; nothing else may skip
+
+
+def test_scaffolding_again_without_force_is_refused_and_changes_nothing(built):
+    root, env = built
+    before = {p: p.read_bytes() for p in (root / "plugins/row_softmax").iterdir()}
+    result = subprocess.run([sys.executable, "-m", "plugkit", "new", "RowSoftmax", "--kind", "rowwise", "--root", root],
+                            cwd=root, env=env, text=True, capture_output=True)
+    assert result.returncode == 2 and "already exists; pass --force" in result.stderr
+    assert {p: p.read_bytes() for p in (root / "plugins/row_softmax").iterdir()} == before
