@@ -14,9 +14,25 @@ namespace plugkit::rms_norm
 namespace
 {
 
-constexpr int kMaxThreadsPerRow = 512; // 128 registers a thread for up to 16 items
+// Tuning knobs, overridable at compile time for scripts/tune_rms_norm.sh.
+#ifndef PLUGKIT_RMS_NORM_MAX_THREADS
+#define PLUGKIT_RMS_NORM_MAX_THREADS 512
+#endif
+#ifndef PLUGKIT_RMS_NORM_PREFETCH_BYTES
+#define PLUGKIT_RMS_NORM_PREFETCH_BYTES 64
+#endif
+#ifndef PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES
+#define PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES 64
+#endif
+#ifndef PLUGKIT_RMS_NORM_STREAMING_HINTS
+#define PLUGKIT_RMS_NORM_STREAMING_HINTS 1
+#endif
+#ifndef PLUGKIT_RMS_NORM_PERSISTENT
+#define PLUGKIT_RMS_NORM_PERSISTENT 1
+#endif
+constexpr int kMaxThreadsPerRow = PLUGKIT_RMS_NORM_MAX_THREADS; // 512: 128 registers a thread for 16 items
 constexpr int kMaxItems = 16;          // 16-byte vectors a thread keeps in registers
-constexpr int kWarpRowsPerBlock = 8;   // rows per block when one warp handles a row
+constexpr int kSmallRowsBlockThreads = 256; // threads of a block of rows of 32 threads or fewer
 constexpr int kStreamingThreads = 1024;
 
 template <typename T, int N>
@@ -29,7 +45,7 @@ struct alignas(sizeof(T) * N) Vec
 template <typename V>
 __device__ __forceinline__ V loadOnce(V const* p)
 {
-    if constexpr (sizeof(V) == 16)
+    if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS)
     {
         uint4 const raw = __ldcs(reinterpret_cast<uint4 const*>(p));
         return *reinterpret_cast<V const*>(&raw);
@@ -43,7 +59,7 @@ __device__ __forceinline__ V loadOnce(V const* p)
 template <typename V>
 __device__ __forceinline__ void storeOnce(V* p, V const& v)
 {
-    if constexpr (sizeof(V) == 16)
+    if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS)
     {
         __stcs(reinterpret_cast<uint4*>(p), *reinterpret_cast<uint4 const*>(&v));
     }
@@ -95,49 +111,69 @@ __device__ __forceinline__ Vec<T, VEC> normalize(Vec<T, VEC> const& in, Vec<S, V
     return out;
 }
 
-__device__ __forceinline__ float warpSum(float v)
+// Sum over groups of `width` consecutive lanes (a power of two up to 32).
+__device__ __forceinline__ float groupSum(float v, int width)
 {
 #pragma unroll
     for (int offset = 16; offset > 0; offset >>= 1)
     {
-        v += __shfl_xor_sync(0xffffffffU, v, offset);
+        if (offset < width)
+        {
+            v += __shfl_xor_sync(0xffffffffU, v, offset);
+        }
     }
     return v;
 }
 
 // Sum over the threads of one row (threadIdx.x). A block is either one row of
-// blockDim.x >= 64 threads, or blockDim.y rows of one warp each.
-__device__ __forceinline__ float rowSum(float v)
+// blockDim.x >= 64 threads, or blockDim.y rows of blockDim.x <= 32 threads each.
+// `partial` alternates between two buffers from row to row (parity), so one
+// barrier a row keeps the next row's writes away from this row's reads.
+__device__ __forceinline__ float rowSum(float v, int parity)
 {
-    v = warpSum(v);
-    if (blockDim.x == 32)
+    if (blockDim.x <= 32)
     {
-        return v;
+        return groupSum(v, blockDim.x);
     }
-    __shared__ float partial[32];
+    v = groupSum(v, 32);
+    __shared__ float partial[2][32];
     int const lane = threadIdx.x & 31;
     int const warp = threadIdx.x >> 5;
-    __syncthreads(); // the previous row's readers are done with `partial`
     if (lane == 0)
     {
-        partial[warp] = v;
+        partial[parity][warp] = v;
     }
     __syncthreads();
     // Every warp adds up all partials, so every thread has the total after one barrier.
-    v = lane < static_cast<int>(blockDim.x >> 5) ? partial[lane] : 0.0F;
-    return warpSum(v);
+    v = lane < static_cast<int>(blockDim.x >> 5) ? partial[parity][lane] : 0.0F;
+    return groupSum(v, 32);
 }
 
 // One pass: the row stays in registers (ITEMS vectors of VEC elements a thread).
-// Blocks stride over rows; a block handles blockDim.y rows at a time.
+// Blocks stride over rows, blockDim.y rows at a time. The scale is loaded once into
+// registers, and while one row is reduced and written the next row's loads are
+// already in flight, when both fit in a few registers.
 template <typename T, typename S, int VEC, int ITEMS>
 __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(
     T const* __restrict__ x, S const* __restrict__ scale, T* __restrict__ y, int64_t rows, int cols, float epsilon)
 {
-    // The scale is the same for every row: keep it in registers when that costs 32 or fewer.
-    constexpr bool kCacheScale = ITEMS * VEC * sizeof(S) <= 128;
-    Vec<S, VEC> scaleItems[kCacheScale ? ITEMS : 1];
+    constexpr bool kCacheScale = ITEMS * VEC * sizeof(S) <= PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES;
+    constexpr bool kPrefetch = ITEMS * VEC * sizeof(T) <= PLUGKIT_RMS_NORM_PREFETCH_BYTES;
+    using XVec = Vec<T, VEC>;
+    using SVec = Vec<S, VEC>;
     auto column = [&](int i) { return (i * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x)) * VEC; };
+    auto loadRow = [&](int64_t row, XVec (&items)[ITEMS]) {
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            if (row < rows && column(i) < cols)
+            {
+                items[i] = loadOnce(reinterpret_cast<XVec const*>(x + row * cols + column(i)));
+            }
+        }
+    };
+
+    SVec scaleItems[kCacheScale ? ITEMS : 1];
     if constexpr (kCacheScale)
     {
 #pragma unroll
@@ -145,47 +181,63 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(
         {
             if (column(i) < cols)
             {
-                scaleItems[i] = *reinterpret_cast<Vec<S, VEC> const*>(scale + column(i));
+                scaleItems[i] = *reinterpret_cast<SVec const*>(scale + column(i));
             }
         }
     }
     int64_t const rowStride = static_cast<int64_t>(gridDim.x) * blockDim.y;
-    // All threads of a block run the same iterations: rowSum has barriers.
-    for (int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.y; first < rows; first += rowStride)
+    int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+    XVec items[ITEMS];
+    if constexpr (kPrefetch)
     {
-        int64_t const row = first + threadIdx.y;
-        bool const active = row < rows;
-        T const* xRow = x + row * cols;
-        T* yRow = y + row * cols;
-
-        Vec<T, VEC> items[ITEMS];
+        loadRow(row, items);
+    }
+    // All threads of a block run the same iterations: rowSum has a barrier.
+    for (int64_t first = row - threadIdx.y, parity = 0; first < rows; first += rowStride, row += rowStride, parity ^= 1)
+    {
+        if constexpr (!kPrefetch)
+        {
+            loadRow(row, items);
+        }
         float sumSquares = 0.0F;
 #pragma unroll
         for (int i = 0; i < ITEMS; ++i)
         {
-            if (active && column(i) < cols)
+            if (row < rows && column(i) < cols)
             {
-                items[i] = loadOnce(reinterpret_cast<Vec<T, VEC> const*>(xRow + column(i)));
                 sumSquares += sumOfSquares(items[i]);
             }
         }
-        float const inv = rsqrtf(rowSum(sumSquares) / static_cast<float>(cols) + epsilon);
+        XVec next[kPrefetch ? ITEMS : 1];
+        if constexpr (kPrefetch)
+        {
+            loadRow(row + rowStride, next);
+        }
+        float const inv = rsqrtf(rowSum(sumSquares, static_cast<int>(parity)) / static_cast<float>(cols) + epsilon);
 #pragma unroll
         for (int i = 0; i < ITEMS; ++i)
         {
             keepRaw(items[i]);
-            if (active && column(i) < cols)
+            if (row < rows && column(i) < cols)
             {
-                Vec<S, VEC> s;
+                SVec s;
                 if constexpr (kCacheScale)
                 {
                     s = scaleItems[i];
                 }
                 else
                 {
-                    s = *reinterpret_cast<Vec<S, VEC> const*>(scale + column(i));
+                    s = *reinterpret_cast<SVec const*>(scale + column(i));
                 }
-                storeOnce(reinterpret_cast<Vec<T, VEC>*>(yRow + column(i)), normalize(items[i], s, inv));
+                storeOnce(reinterpret_cast<XVec*>(y + row * cols + column(i)), normalize(items[i], s, inv));
+            }
+        }
+        if constexpr (kPrefetch)
+        {
+#pragma unroll
+            for (int i = 0; i < ITEMS; ++i)
+            {
+                items[i] = next[i];
             }
         }
     }
@@ -205,7 +257,7 @@ __global__ void __launch_bounds__(kStreamingThreads) streamingKernel(
     {
         sumSquares += sumOfSquares(*reinterpret_cast<Vec<T, VEC> const*>(xRow + col));
     }
-    float const inv = rsqrtf(rowSum(sumSquares) / static_cast<float>(cols) + epsilon);
+    float const inv = rsqrtf(rowSum(sumSquares, 0) / static_cast<float>(cols) + epsilon);
     for (int64_t col = static_cast<int64_t>(threadIdx.x) * VEC; col < cols; col += step)
     {
         Vec<T, VEC> const in = loadOnce(reinterpret_cast<Vec<T, VEC> const*>(xRow + col));
@@ -248,7 +300,9 @@ void launchRegister(Problem const& p, S const* scale, dim3 block, cudaStream_t s
     PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
     PLUGKIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
         &blocksPerMultiprocessor, kernel, static_cast<int>(block.x * block.y), 0));
-    int64_t const resident = static_cast<int64_t>(multiprocessors) * std::max(blocksPerMultiprocessor, 1);
+    int64_t const resident = PLUGKIT_RMS_NORM_PERSISTENT
+        ? static_cast<int64_t>(multiprocessors) * std::max(blocksPerMultiprocessor, 1)
+        : INT32_MAX;
     auto const grid = static_cast<unsigned>(std::min(ceilDiv(p.rows, block.y), resident));
     kernel<<<grid, block, 0, stream>>>(static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.rows,
         static_cast<int>(p.cols), p.epsilon);
@@ -265,15 +319,24 @@ void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
             static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.cols, p.epsilon);
         return;
     }
-    // Fewest items a thread that keep a row within 256 threads (512 at 16 items):
-    // several independent 16-byte loads in flight a thread, and several blocks an SM.
+    // Fewest items a thread that keep a row within 512 threads: many warps and several
+    // 16-byte loads in flight an SM. Rows of fewer than 32 vectors share a warp.
     int items = 1;
-    while (items < kMaxItems && ceilDiv(vectors, items) > 256)
+    while (items < kMaxItems && ceilDiv(vectors, items) > kMaxThreadsPerRow)
     {
         items *= 2;
     }
-    int64_t const threadsPerRow = ceilDiv(ceilDiv(vectors, items), 32) * 32;
-    dim3 const block(static_cast<unsigned>(threadsPerRow), threadsPerRow == 32 ? kWarpRowsPerBlock : 1);
+    int64_t threadsPerRow = ceilDiv(ceilDiv(vectors, items), 32) * 32;
+    if (vectors < 32)
+    {
+        threadsPerRow = 1;
+        while (threadsPerRow < vectors)
+        {
+            threadsPerRow *= 2;
+        }
+    }
+    dim3 const block(static_cast<unsigned>(threadsPerRow),
+        threadsPerRow <= 32 ? static_cast<unsigned>(kSmallRowsBlockThreads / threadsPerRow) : 1U);
     switch (items)
     {
     case 1: launchRegister<T, S, VEC, 1>(p, scale, block, stream); break;
