@@ -2,6 +2,7 @@
 # One GPU session on a machine without network: install the carried wheels,
 # build the host and the plugin library, run the `gpu` tests and the benchmark.
 #   bash scripts/gpu_session.sh [pytest args...]      (wheels in .whl/, output under $OUT or ./gpu-out)
+#   GPU_STEPS="tests bench" (default) picks the steps after the install and build.
 set -uo pipefail
 out="${OUT:-$PWD/gpu-out}"
 mkdir -p "$out"
@@ -24,7 +25,12 @@ if ! python3 -m pip install -q --no-build-isolation --no-deps -e . >>"$out/log" 
 fi
 log "build"
 python3 -m plugkit build --arch "${PLUGKIT_CUDA_ARCHITECTURES:-90}" 2>&1 | tail -n 12 | tee -a "$out/log"
-log "gpu tests"
-python3 -m pytest -m gpu -q -p no:cacheprovider "$@" 2>&1 | tee "$out/pytest.txt" | tail -n 40
-log "bench"
-python3 -m plugkit bench rms_norm 2>&1 | tee "$out/bench.txt"
+steps=" ${GPU_STEPS-tests bench} "
+if [[ $steps == *" tests "* ]]; then
+  log "gpu tests"
+  python3 -m pytest -m gpu -q -p no:cacheprovider "$@" 2>&1 | tee "$out/pytest.txt" | tail -n 40
+fi
+if [[ $steps == *" bench "* ]]; then
+  log "bench"
+  python3 -m plugkit bench rms_norm 2>&1 | tee "$out/bench.txt"
+fi

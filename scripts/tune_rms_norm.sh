@@ -5,7 +5,7 @@
 set -uo pipefail
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export PLUGKIT_TENSORRT_HEADERS_WHEEL="$(ls "$PWD"/.whl/kernel_lens-*.whl)"
-shapes=(--shapes '16384x8192;8192' --shapes '32768x1024;1024' --shapes '262144x128;128' --shapes '8x512x4096;4096')
+shapes=(--shapes '16384x8192;8192' --shapes '32768x1024;1024' --shapes '8x512x4096;4096')
 variant() {  # name, CUDA flags
   local dir="build-tune-$1"
   cmake -S . -B "$dir" -G Ninja -DPLUGKIT_CUDA_ARCHITECTURES=90 -DCMAKE_CUDA_FLAGS="$2" >"$dir.log" 2>&1 &&
@@ -16,10 +16,5 @@ variant() {  # name, CUDA flags
 }
 variant default ""
 variant no-hints "-DPLUGKIT_RMS_NORM_STREAMING_HINTS=0"
-variant not-persistent "-DPLUGKIT_RMS_NORM_PERSISTENT=0"
-variant no-hints-not-persistent "-DPLUGKIT_RMS_NORM_STREAMING_HINTS=0 -DPLUGKIT_RMS_NORM_PERSISTENT=0"
-variant t256 "-DPLUGKIT_RMS_NORM_MAX_THREADS=256"
-variant t1024 "-DPLUGKIT_RMS_NORM_MAX_THREADS=1024"
-variant no-prefetch "-DPLUGKIT_RMS_NORM_PREFETCH_BYTES=0"
-variant no-scale-cache "-DPLUGKIT_RMS_NORM_CACHE_SCALE_BYTES=0"
-variant default-again ""
+variant l1-no-allocate "-DPLUGKIT_RMS_NORM_STREAMING_HINTS=2"
+variant l1-evict-first "-DPLUGKIT_RMS_NORM_STREAMING_HINTS=3"

@@ -24,11 +24,14 @@ namespace
 #ifndef PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES
 #define PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES 64
 #endif
+// Cache hints for X and Y: 0 none, 1 ld/st.global.cs, 2 ld L1::no_allocate, 3 ld L1::evict_first.
 #ifndef PLUGKIT_RMS_NORM_STREAMING_HINTS
 #define PLUGKIT_RMS_NORM_STREAMING_HINTS 1
 #endif
-#ifndef PLUGKIT_RMS_NORM_PERSISTENT
-#define PLUGKIT_RMS_NORM_PERSISTENT 1
+// Rows of at least this many 16-byte vectors get a grid of resident blocks that stride over rows
+// (the next row's loads overlap this row's reduction); narrower rows get a block per row group.
+#ifndef PLUGKIT_RMS_NORM_PERSISTENT_VECTORS
+#define PLUGKIT_RMS_NORM_PERSISTENT_VECTORS 512
 #endif
 constexpr int kMaxThreadsPerRow = PLUGKIT_RMS_NORM_MAX_THREADS; // 512: 128 registers a thread for 16 items
 constexpr int kMaxItems = 16;          // 16-byte vectors a thread keeps in registers
@@ -45,9 +48,21 @@ struct alignas(sizeof(T) * N) Vec
 template <typename V>
 __device__ __forceinline__ V loadOnce(V const* p)
 {
-    if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS)
+    if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS == 1)
     {
         uint4 const raw = __ldcs(reinterpret_cast<uint4 const*>(p));
+        return *reinterpret_cast<V const*>(&raw);
+    }
+    else if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS >= 2)
+    {
+        uint4 raw;
+#if PLUGKIT_RMS_NORM_STREAMING_HINTS == 2
+        asm volatile("ld.global.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+#else
+        asm volatile("ld.global.L1::evict_first.v4.u32 {%0, %1, %2, %3}, [%4];"
+#endif
+                     : "=r"(raw.x), "=r"(raw.y), "=r"(raw.z), "=r"(raw.w)
+                     : "l"(p));
         return *reinterpret_cast<V const*>(&raw);
     }
     else
@@ -59,7 +74,7 @@ __device__ __forceinline__ V loadOnce(V const* p)
 template <typename V>
 __device__ __forceinline__ void storeOnce(V* p, V const& v)
 {
-    if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS)
+    if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS == 1)
     {
         __stcs(reinterpret_cast<uint4*>(p), *reinterpret_cast<uint4 const*>(&v));
     }
@@ -300,9 +315,9 @@ void launchRegister(Problem const& p, S const* scale, dim3 block, cudaStream_t s
     PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
     PLUGKIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
         &blocksPerMultiprocessor, kernel, static_cast<int>(block.x * block.y), 0));
-    int64_t const resident = PLUGKIT_RMS_NORM_PERSISTENT
-        ? static_cast<int64_t>(multiprocessors) * std::max(blocksPerMultiprocessor, 1)
-        : INT32_MAX;
+    bool const persistent = ceilDiv(p.cols, VEC) >= PLUGKIT_RMS_NORM_PERSISTENT_VECTORS;
+    int64_t const resident
+        = persistent ? static_cast<int64_t>(multiprocessors) * std::max(blocksPerMultiprocessor, 1) : INT32_MAX;
     auto const grid = static_cast<unsigned>(std::min(ceilDiv(p.rows, block.y), resident));
     kernel<<<grid, block, 0, stream>>>(static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.rows,
         static_cast<int>(p.cols), p.epsilon);
