@@ -5,7 +5,7 @@
 set -uo pipefail
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export PLUGKIT_TENSORRT_HEADERS_WHEEL="$(ls "$PWD"/.whl/kernel_lens-*.whl)"
-shapes=(--shapes '16384x8192;8192' --shapes '32768x1024;1024' --shapes '8x512x4096;4096')
+shapes=(--shapes '16384x8192;8192' --shapes '1024x65536;65536' --shapes '2048x32768;32768' --shapes '8x512x4096;4096')
 variant() {  # name, CUDA flags
   local dir="build-tune-$1"
   cmake -S . -B "$dir" -G Ninja -DPLUGKIT_CUDA_ARCHITECTURES=90 -DCMAKE_CUDA_FLAGS="$2" >"$dir.log" 2>&1 &&
@@ -15,6 +15,6 @@ variant() {  # name, CUDA flags
     --dtype float16 --dtype float32 "${shapes[@]}" 2>&1 | tail -n +4
 }
 variant default ""
-variant no-hints "-DPLUGKIT_RMS_NORM_STREAMING_HINTS=0"
-variant l1-no-allocate "-DPLUGKIT_RMS_NORM_STREAMING_HINTS=2"
-variant l1-evict-first "-DPLUGKIT_RMS_NORM_STREAMING_HINTS=3"
+variant never-persistent "-DPLUGKIT_RMS_NORM_PERSISTENT_VECTORS=1000000000"
+echo "== gpu tests of never-persistent"
+PLUGKIT_LIBRARY=build-tune-never-persistent/libplugkit_plugins.so python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_rms_norm.py tests/test_plugins.py 2>&1 | tail -n 2

@@ -14,7 +14,13 @@ namespace plugkit::rms_norm
 namespace
 {
 
-// Tuning knobs, overridable at compile time for scripts/tune_rms_norm.sh.
+// Tuning knobs, overridable at compile time for scripts/tune_rms_norm.sh (notes in README.md).
+// Threads a row gets before a thread takes more items: 128 threads with 8 x 16-byte loads each
+// kept ~10 blocks an SM and the most bytes in flight (H100: 182 us at 16384x8192 fp16, against
+// 188 us with 512 threads of 2 items plus prefetch).
+#ifndef PLUGKIT_RMS_NORM_THREADS
+#define PLUGKIT_RMS_NORM_THREADS 128
+#endif
 #ifndef PLUGKIT_RMS_NORM_MAX_THREADS
 #define PLUGKIT_RMS_NORM_MAX_THREADS 512
 #endif
@@ -31,8 +37,9 @@ namespace
 // Rows of at least this many 16-byte vectors get a grid of resident blocks that stride over rows
 // (the next row's loads overlap this row's reduction); narrower rows get a block per row group.
 #ifndef PLUGKIT_RMS_NORM_PERSISTENT_VECTORS
-#define PLUGKIT_RMS_NORM_PERSISTENT_VECTORS 512
+#define PLUGKIT_RMS_NORM_PERSISTENT_VECTORS 4096
 #endif
+constexpr int kThreadsPerRow = PLUGKIT_RMS_NORM_THREADS;
 constexpr int kMaxThreadsPerRow = PLUGKIT_RMS_NORM_MAX_THREADS; // 512: 128 registers a thread for 16 items
 constexpr int kMaxItems = 16;          // 16-byte vectors a thread keeps in registers
 constexpr int kSmallRowsBlockThreads = 256; // threads of a block of rows of 32 threads or fewer
@@ -334,10 +341,10 @@ void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
             static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.cols, p.epsilon);
         return;
     }
-    // Fewest items a thread that keep a row within 512 threads: many warps and several
-    // 16-byte loads in flight an SM. Rows of fewer than 32 vectors share a warp.
+    // Fewest items a thread (up to 16) that keep a row within kThreadsPerRow threads; rows
+    // wider than that at 16 items get up to 512 threads. Rows of fewer than 32 vectors share a warp.
     int items = 1;
-    while (items < kMaxItems && ceilDiv(vectors, items) > kMaxThreadsPerRow)
+    while (items < kMaxItems && ceilDiv(vectors, items) > kThreadsPerRow)
     {
         items *= 2;
     }
