@@ -15,7 +15,6 @@ variant() {  # name, CUDA flags
     --dtype float16 --dtype float32 "${shapes[@]}" 2>&1 | tail -n +4
 }
 variant default ""
-variant threads-64 "-DPLUGKIT_RMS_NORM_THREADS=64"
-variant threads-256 "-DPLUGKIT_RMS_NORM_THREADS=256"
-variant no-hints "-DPLUGKIT_RMS_NORM_STREAMING_HINTS=0"
-variant l1-no-allocate "-DPLUGKIT_RMS_NORM_STREAMING_HINTS=2"
+variant never-persistent "-DPLUGKIT_RMS_NORM_PERSISTENT_VECTORS=1000000000"
+echo "== gpu tests of never-persistent"
+PLUGKIT_LIBRARY=build-tune-never-persistent/libplugkit_plugins.so python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_rms_norm.py tests/test_plugins.py 2>&1 | tail -n 2

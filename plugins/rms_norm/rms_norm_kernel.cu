@@ -1,6 +1,7 @@
 // RMSNorm kernels. Memory-bound: each element of X is read once and each of Y
 // written once, so a row stays in registers between the sum of squares and the
-// normalization. Rows too long for registers take a two-pass kernel.
+// normalization, and each thread keeps its slice of the scale in registers for
+// all the rows it handles. Rows too long for registers take a two-pass kernel.
 #include "rms_norm_kernel.h"
 
 #include "plugkit/dispatch.h"
@@ -13,19 +14,30 @@ namespace plugkit::rms_norm
 namespace
 {
 
-// Tuning knobs, overridable at compile time for scripts/tune_rms_norm.sh. Measured on an H100
-// (notes in plugins/rms_norm/README.md): 128 threads a row, each with up to 16 x 16-byte loads,
-// and a block per row group keep the most bytes in flight (182 us at 16384x8192 fp16, against
-// 188 us for 512 threads of 2 items on a grid of resident blocks that prefetch the next row).
+// Tuning knobs, overridable at compile time for scripts/tune_rms_norm.sh (notes in README.md).
+// Threads a row gets before a thread takes more items: 128 threads with 8 x 16-byte loads each
+// kept ~10 blocks an SM and the most bytes in flight (H100: 182 us at 16384x8192 fp16, against
+// 188 us with 512 threads of 2 items plus prefetch).
 #ifndef PLUGKIT_RMS_NORM_THREADS
 #define PLUGKIT_RMS_NORM_THREADS 128
 #endif
 #ifndef PLUGKIT_RMS_NORM_MAX_THREADS
 #define PLUGKIT_RMS_NORM_MAX_THREADS 512
 #endif
-// Cache hints for X and Y: 0 none, 1 ld/st.global.cs (streaming), 2 ld L1::no_allocate.
+#ifndef PLUGKIT_RMS_NORM_PREFETCH_BYTES
+#define PLUGKIT_RMS_NORM_PREFETCH_BYTES 64
+#endif
+#ifndef PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES
+#define PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES 64
+#endif
+// Cache hints for X and Y: 0 none, 1 ld/st.global.cs, 2 ld L1::no_allocate, 3 ld L1::evict_first.
 #ifndef PLUGKIT_RMS_NORM_STREAMING_HINTS
 #define PLUGKIT_RMS_NORM_STREAMING_HINTS 1
+#endif
+// Rows of at least this many 16-byte vectors get a grid of resident blocks that stride over rows
+// (the next row's loads overlap this row's reduction); narrower rows get a block per row group.
+#ifndef PLUGKIT_RMS_NORM_PERSISTENT_VECTORS
+#define PLUGKIT_RMS_NORM_PERSISTENT_VECTORS 4096
 #endif
 constexpr int kThreadsPerRow = PLUGKIT_RMS_NORM_THREADS;
 constexpr int kMaxThreadsPerRow = PLUGKIT_RMS_NORM_MAX_THREADS; // 512: 128 registers a thread for 16 items
@@ -48,10 +60,14 @@ __device__ __forceinline__ V loadOnce(V const* p)
         uint4 const raw = __ldcs(reinterpret_cast<uint4 const*>(p));
         return *reinterpret_cast<V const*>(&raw);
     }
-    else if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS == 2)
+    else if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS >= 2)
     {
         uint4 raw;
+#if PLUGKIT_RMS_NORM_STREAMING_HINTS == 2
         asm volatile("ld.global.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+#else
+        asm volatile("ld.global.L1::evict_first.v4.u32 {%0, %1, %2, %3}, [%4];"
+#endif
                      : "=r"(raw.x), "=r"(raw.y), "=r"(raw.z), "=r"(raw.w)
                      : "l"(p));
         return *reinterpret_cast<V const*>(&raw);
@@ -133,57 +149,118 @@ __device__ __forceinline__ float groupSum(float v, int width)
 
 // Sum over the threads of one row (threadIdx.x). A block is either one row of
 // blockDim.x >= 64 threads, or blockDim.y rows of blockDim.x <= 32 threads each.
-__device__ __forceinline__ float rowSum(float v)
+// `partial` alternates between two buffers from row to row (parity), so one
+// barrier a row keeps the next row's writes away from this row's reads.
+__device__ __forceinline__ float rowSum(float v, int parity)
 {
     if (blockDim.x <= 32)
     {
         return groupSum(v, blockDim.x);
     }
     v = groupSum(v, 32);
-    __shared__ float partial[32];
+    __shared__ float partial[2][32];
     int const lane = threadIdx.x & 31;
     int const warp = threadIdx.x >> 5;
     if (lane == 0)
     {
-        partial[warp] = v;
+        partial[parity][warp] = v;
     }
     __syncthreads();
     // Every warp adds up all partials, so every thread has the total after one barrier.
-    v = lane < static_cast<int>(blockDim.x >> 5) ? partial[lane] : 0.0F;
+    v = lane < static_cast<int>(blockDim.x >> 5) ? partial[parity][lane] : 0.0F;
     return groupSum(v, 32);
 }
 
 // One pass: the row stays in registers (ITEMS vectors of VEC elements a thread).
-// A block handles blockDim.y rows.
+// Blocks stride over rows, blockDim.y rows at a time. The scale is loaded once into
+// registers, and while one row is reduced and written the next row's loads are
+// already in flight, when both fit in a few registers.
 template <typename T, typename S, int VEC, int ITEMS>
 __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(
     T const* __restrict__ x, S const* __restrict__ scale, T* __restrict__ y, int64_t rows, int cols, float epsilon)
 {
+    constexpr bool kCacheScale = ITEMS * VEC * sizeof(S) <= PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES;
+    constexpr bool kPrefetch = ITEMS * VEC * sizeof(T) <= PLUGKIT_RMS_NORM_PREFETCH_BYTES;
     using XVec = Vec<T, VEC>;
-    int64_t const row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
-    bool const active = row < rows; // inactive threads still meet rowSum's barrier
+    using SVec = Vec<S, VEC>;
     auto column = [&](int i) { return (i * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x)) * VEC; };
-
-    XVec items[ITEMS];
-    float sumSquares = 0.0F;
+    auto loadRow = [&](int64_t row, XVec (&items)[ITEMS]) {
 #pragma unroll
-    for (int i = 0; i < ITEMS; ++i)
-    {
-        if (active && column(i) < cols)
+        for (int i = 0; i < ITEMS; ++i)
         {
-            items[i] = loadOnce(reinterpret_cast<XVec const*>(x + row * cols + column(i)));
-            sumSquares += sumOfSquares(items[i]);
+            if (row < rows && column(i) < cols)
+            {
+                items[i] = loadOnce(reinterpret_cast<XVec const*>(x + row * cols + column(i)));
+            }
+        }
+    };
+
+    SVec scaleItems[kCacheScale ? ITEMS : 1];
+    if constexpr (kCacheScale)
+    {
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            if (column(i) < cols)
+            {
+                scaleItems[i] = *reinterpret_cast<SVec const*>(scale + column(i));
+            }
         }
     }
-    float const inv = rsqrtf(rowSum(sumSquares) / static_cast<float>(cols) + epsilon);
-#pragma unroll
-    for (int i = 0; i < ITEMS; ++i)
+    int64_t const rowStride = static_cast<int64_t>(gridDim.x) * blockDim.y;
+    int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+    XVec items[ITEMS];
+    if constexpr (kPrefetch)
     {
-        keepRaw(items[i]);
-        if (active && column(i) < cols)
+        loadRow(row, items);
+    }
+    // All threads of a block run the same iterations: rowSum has a barrier.
+    for (int64_t first = row - threadIdx.y, parity = 0; first < rows; first += rowStride, row += rowStride, parity ^= 1)
+    {
+        if constexpr (!kPrefetch)
         {
-            Vec<S, VEC> const s = *reinterpret_cast<Vec<S, VEC> const*>(scale + column(i));
-            storeOnce(reinterpret_cast<XVec*>(y + row * cols + column(i)), normalize(items[i], s, inv));
+            loadRow(row, items);
+        }
+        float sumSquares = 0.0F;
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            if (row < rows && column(i) < cols)
+            {
+                sumSquares += sumOfSquares(items[i]);
+            }
+        }
+        XVec next[kPrefetch ? ITEMS : 1];
+        if constexpr (kPrefetch)
+        {
+            loadRow(row + rowStride, next);
+        }
+        float const inv = rsqrtf(rowSum(sumSquares, static_cast<int>(parity)) / static_cast<float>(cols) + epsilon);
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            keepRaw(items[i]);
+            if (row < rows && column(i) < cols)
+            {
+                SVec s;
+                if constexpr (kCacheScale)
+                {
+                    s = scaleItems[i];
+                }
+                else
+                {
+                    s = *reinterpret_cast<SVec const*>(scale + column(i));
+                }
+                storeOnce(reinterpret_cast<XVec*>(y + row * cols + column(i)), normalize(items[i], s, inv));
+            }
+        }
+        if constexpr (kPrefetch)
+        {
+#pragma unroll
+            for (int i = 0; i < ITEMS; ++i)
+            {
+                items[i] = next[i];
+            }
         }
     }
 }
@@ -202,7 +279,7 @@ __global__ void __launch_bounds__(kStreamingThreads) streamingKernel(
     {
         sumSquares += sumOfSquares(*reinterpret_cast<Vec<T, VEC> const*>(xRow + col));
     }
-    float const inv = rsqrtf(rowSum(sumSquares) / static_cast<float>(cols) + epsilon);
+    float const inv = rsqrtf(rowSum(sumSquares, 0) / static_cast<float>(cols) + epsilon);
     for (int64_t col = static_cast<int64_t>(threadIdx.x) * VEC; col < cols; col += step)
     {
         Vec<T, VEC> const in = loadOnce(reinterpret_cast<Vec<T, VEC> const*>(xRow + col));
@@ -233,13 +310,24 @@ bool aligned(void const* p, size_t bytes)
     return reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
 
+// As many blocks as are resident on the device at once (they stride over the rows), or fewer.
 template <typename T, typename S, int VEC, int ITEMS>
 void launchRegister(Problem const& p, S const* scale, dim3 block, cudaStream_t stream)
 {
-    int64_t const blocks = ceilDiv(p.rows, block.y);
-    PLUGKIT_CHECK(blocks <= INT32_MAX, "too many rows (" << p.rows << ") for one launch");
-    registerKernel<T, S, VEC, ITEMS><<<static_cast<unsigned>(blocks), block, 0, stream>>>(static_cast<T const*>(p.x),
-        scale, static_cast<T*>(p.y), p.rows, static_cast<int>(p.cols), p.epsilon);
+    auto* kernel = registerKernel<T, S, VEC, ITEMS>;
+    int device = 0;
+    int multiprocessors = 0;
+    int blocksPerMultiprocessor = 0;
+    PLUGKIT_CUDA_CHECK(cudaGetDevice(&device));
+    PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
+    PLUGKIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &blocksPerMultiprocessor, kernel, static_cast<int>(block.x * block.y), 0));
+    bool const persistent = ceilDiv(p.cols, VEC) >= PLUGKIT_RMS_NORM_PERSISTENT_VECTORS;
+    int64_t const resident
+        = persistent ? static_cast<int64_t>(multiprocessors) * std::max(blocksPerMultiprocessor, 1) : INT32_MAX;
+    auto const grid = static_cast<unsigned>(std::min(ceilDiv(p.rows, block.y), resident));
+    kernel<<<grid, block, 0, stream>>>(static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.rows,
+        static_cast<int>(p.cols), p.epsilon);
 }
 
 template <typename T, typename S, int VEC>
