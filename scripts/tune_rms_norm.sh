@@ -15,6 +15,5 @@ variant() {  # name, CUDA flags
     --dtype float16 --dtype float32 "${shapes[@]}" 2>&1 | tail -n +4
 }
 variant default ""
-variant never-persistent "-DPLUGKIT_RMS_NORM_PERSISTENT_VECTORS=1000000000"
-echo "== gpu tests of never-persistent"
-PLUGKIT_LIBRARY=build-tune-never-persistent/libplugkit_plugins.so python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_rms_norm.py tests/test_plugins.py 2>&1 | tail -n 2
+variant persistent-4096 "-DPLUGKIT_RMS_NORM_PERSISTENT_VECTORS=4096"
+variant threads-256 "-DPLUGKIT_RMS_NORM_THREADS=256"

@@ -14,7 +14,7 @@ namespace plugkit::rms_norm
 namespace
 {
 
-// Tuning knobs, overridable at compile time for scripts/tune_rms_norm.sh (notes in README.md).
+// Tuning knobs, overridable at compile time for scripts/tune_rms_norm.sh (measurements in README.md).
 // Threads a row gets before a thread takes more items: 128 threads with 8 x 16-byte loads each
 // kept ~10 blocks an SM and the most bytes in flight (H100: 182 us at 16384x8192 fp16, against
 // 188 us with 512 threads of 2 items plus prefetch).
@@ -34,10 +34,12 @@ namespace
 #ifndef PLUGKIT_RMS_NORM_STREAMING_HINTS
 #define PLUGKIT_RMS_NORM_STREAMING_HINTS 1
 #endif
-// Rows of at least this many 16-byte vectors get a grid of resident blocks that stride over rows
-// (the next row's loads overlap this row's reduction); narrower rows get a block per row group.
+// Rows of at least this many vectors get a grid of resident blocks that stride over rows (the
+// next row's loads overlap this row's reduction); 0 turns that off, and every row group gets its
+// own block. Off by default: on an H100 a block per row group was as fast or faster at every
+// benchmarked shape (rows of 32768 fp16: 94.4 vs 104.3 us; 65536: 96.4 vs 106.0 us).
 #ifndef PLUGKIT_RMS_NORM_PERSISTENT_VECTORS
-#define PLUGKIT_RMS_NORM_PERSISTENT_VECTORS 4096
+#define PLUGKIT_RMS_NORM_PERSISTENT_VECTORS 0
 #endif
 constexpr int kThreadsPerRow = PLUGKIT_RMS_NORM_THREADS;
 constexpr int kMaxThreadsPerRow = PLUGKIT_RMS_NORM_MAX_THREADS; // 512: 128 registers a thread for 16 items
@@ -322,7 +324,8 @@ void launchRegister(Problem const& p, S const* scale, dim3 block, cudaStream_t s
     PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
     PLUGKIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
         &blocksPerMultiprocessor, kernel, static_cast<int>(block.x * block.y), 0));
-    bool const persistent = ceilDiv(p.cols, VEC) >= PLUGKIT_RMS_NORM_PERSISTENT_VECTORS;
+    bool const persistent
+        = PLUGKIT_RMS_NORM_PERSISTENT_VECTORS > 0 && ceilDiv(p.cols, VEC) >= PLUGKIT_RMS_NORM_PERSISTENT_VECTORS;
     int64_t const resident
         = persistent ? static_cast<int64_t>(multiprocessors) * std::max(blocksPerMultiprocessor, 1) : INT32_MAX;
     auto const grid = static_cast<unsigned>(std::min(ceilDiv(p.rows, block.y), resident));
