@@ -1,7 +1,6 @@
 // RMSNorm kernels. Memory-bound: each element of X is read once and each of Y
 // written once, so a row stays in registers between the sum of squares and the
-// normalization, and each thread keeps its slice of the scale in registers for
-// all the rows it handles. Rows too long for registers take a two-pass kernel.
+// normalization. Rows too long for registers take a two-pass kernel.
 #include "rms_norm_kernel.h"
 
 #include "plugkit/dispatch.h"
