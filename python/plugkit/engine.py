@@ -433,7 +433,7 @@ def explain_load_failure(messages: Sequence[str], *, path: str, plugins: Sequenc
     else:
         cause = ("possible causes: the engine was built by another TensorRT version or for "
                  "another GPU, a plugin library is missing (--plugins), or the file is corrupt")
-    detail = f"\nTensorRT said:\n  " + "\n  ".join(messages) if messages else ""
+    detail = "\nTensorRT said:\n  " + "\n  ".join(messages) if messages else ""
     return f"TensorRT could not load engine {path}: {cause}{detail}"
 
 

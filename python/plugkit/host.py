@@ -14,7 +14,6 @@ the plugin itself, exactly as in an engine build.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np

@@ -7,13 +7,11 @@ in ``op.py``.
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 from .errors import UnknownOpError
-from .ops import load_op_module, plugins_dir
+from .ops import import_file, load_op_module, plugins_dir
 
 
 def op_module(name: str, root=None) -> ModuleType:
@@ -33,13 +31,4 @@ def sibling_module(name: str, filename: str, root=None) -> ModuleType | None:
     path = Path(op_module(name, root).__file__).with_name(filename)
     if not path.is_file():
         return None
-    module_name = f"plugkit_ops.{path.parent.name}.{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception:
-        sys.modules.pop(module_name, None)
-        raise
-    return module
+    return import_file(path, f"plugkit_ops.{path.parent.name}.{path.stem}")

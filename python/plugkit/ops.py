@@ -26,10 +26,8 @@ def plugins_dir(explicit: str | os.PathLike | None = None) -> Path:
     return _SOURCE_ROOT / "plugins"
 
 
-def load_op_module(path: Path):
-    """Import one ``op.py`` under a unique module name and return the module."""
-    path = Path(path).resolve()
-    module_name = f"plugkit_ops.{path.parent.name}"
+def import_file(path: Path, module_name: str):
+    """Import a Python file of a plugin folder as ``module_name`` and return the module."""
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
@@ -38,6 +36,13 @@ def load_op_module(path: Path):
     except Exception:
         sys.modules.pop(module_name, None)
         raise
+    return module
+
+
+def load_op_module(path: Path):
+    """Import one ``op.py`` under a unique module name and return the module."""
+    path = Path(path).resolve()
+    module = import_file(path, f"plugkit_ops.{path.parent.name}")
     if not isinstance(getattr(module, "schema", None), OpSchema):
         raise SchemaError(f"{path} defines no `schema = OpSchema(...)`")
     return module
