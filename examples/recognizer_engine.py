@@ -1,13 +1,14 @@
 """End to end: a text recognizer's ONNX -> plugged ONNX -> TensorRT engine -> inference,
 compared with the CPU reference.
 
-    python examples/recognizer_engine.py --plugins build/libplugkit_plugins.so [--onnx recognizer.onnx]
+    python examples/recognizer_engine.py --plugins build/libplugkit_plugins.so [--model repvgg|small] [--onnx FILE]
 
-With --onnx (the RepVGG-style recognizer exported by the ONNX tooling example), the
-model is plugged with `plugkit insert --op RMSNorm` first. Without it, a small
-recognizer of the same shape (3x3 conv stages, height pooled away, an RMSNorm over
-channels as a plugkit plugin node, a per-column classifier) is written with onnx's
-helper. Then, with the same commands a user types:
+By default (--model repvgg) the RepVGG-style recognizer of examples/text_recognizer.py
+(input 1x3x32xW, dynamic width) is built in PyTorch with random weights, exported, and
+plugged with `plugkit insert --op RMSNorm`; --onnx FILE plugs a model of your own the
+same way. --model small writes a small recognizer of the same shape (3x3 conv stages,
+height pooled away, an RMSNorm over channels as a plugkit node, a per-column
+classifier) with onnx's helper, no PyTorch needed. Then, with the commands a user types:
 
     plugkit doctor  recognizer.plugged.onnx --plugins LIB
     plugkit engine  recognizer.plugged.onnx --plugins LIB [--fp16] \
@@ -28,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = "input:1x3x32x64,1x3x32x448,1x3x32x1024"
-RUN_SHAPE = "input:1x3x32x448"
+SHAPES = "{input}:1x3x32x64,1x3x32x448,1x3x32x1024"
+RUN_SHAPE = "{input}:1x3x32x448"
 CLASSES = 37  # blank + 10 digits + 26 letters
 
 
@@ -86,6 +87,17 @@ def small_recognizer(path: Path, plugged: bool = True, seed: int = 0) -> Path:
     return path
 
 
+def export_repvgg(path: Path) -> Path:
+    """The RepVGG-style recognizer of examples/text_recognizer.py, exported with a dynamic width."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("text_recognizer", Path(__file__).with_name("text_recognizer.py"))
+    text_recognizer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(text_recognizer)
+    text_recognizer.export(text_recognizer.build_model(), path)
+    return path
+
+
 def plugkit(*args) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "plugkit", *map(str, args)]
     print("$", " ".join(["plugkit", *map(str, args)]), flush=True)
@@ -98,7 +110,10 @@ def plugkit(*args) -> subprocess.CompletedProcess:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plugins", default=str(ROOT / "build" / "libplugkit_plugins.so"))
-    parser.add_argument("--onnx", help="the recognizer's ONNX (un-plugged); default: a small one")
+    parser.add_argument("--model", choices=("repvgg", "small"), default="repvgg",
+                        help="repvgg: examples/text_recognizer.py exported from PyTorch (default); "
+                             "small: written with onnx's helper")
+    parser.add_argument("--onnx", help="a recognizer's ONNX of your own (un-plugged), instead of --model")
     parser.add_argument("--workdir", default="recognizer_out", help="where the files go")
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--fp16", action="store_true",
@@ -109,8 +124,8 @@ def main(argv=None) -> int:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     plugged = work / "recognizer.plugged.onnx"
-    if args.onnx:
-        original = Path(args.onnx)
+    if args.onnx or args.model == "repvgg":
+        original = Path(args.onnx) if args.onnx else export_repvgg(work / "recognizer.onnx")
         if plugkit("insert", original, "--op", "RMSNorm", "-o", plugged, "--force").returncode:
             return 1
     else:
@@ -119,15 +134,18 @@ def main(argv=None) -> int:
 
     if plugkit("doctor", plugged, "--plugins", args.plugins).returncode:
         return 1
+    import onnx
+
+    input_name = onnx.load(str(plugged), load_external_data=False).graph.input[0].name
     engine_path = work / "recognizer.engine"
     result = plugkit("engine", plugged, "--plugins", args.plugins, *(["--fp16"] if args.fp16 else []),
-                     "--shapes", SHAPES, "-o", engine_path, "--force")
+                     "--shapes", SHAPES.format(input=input_name), "-o", engine_path, "--force")
     if result.returncode:
         if "TensorRT's Python package is not available" in result.stderr:
             print("TensorRT is not installed here: stopping after the plugin check.")
             return 0
         return 1
-    return plugkit("run", engine_path, "--plugins", args.plugins, "--shapes", RUN_SHAPE,
+    return plugkit("run", engine_path, "--plugins", args.plugins, "--shapes", RUN_SHAPE.format(input=input_name),
                    "--compare", original, "--iterations", args.iterations).returncode
 
 

@@ -39,6 +39,27 @@ def test_doctor_accepts_the_plugged_recognizer(tmp_path):
     assert report.ok, report.format()
 
 
+def test_repvgg_recognizer_is_plugged_and_passes_the_doctor(tmp_path, capsys):
+    """The CPU part of the end-to-end path: export, insert, doctor; the engine step then
+    stops with TensorRT's absence (or, where it is installed, the test below covers it)."""
+    pytest.importorskip("torch")
+    if not LIB.exists():
+        pytest.skip("the plugin library is not built")
+    from plugkit.engine import TensorRTMissingError, import_tensorrt
+    try:
+        import_tensorrt()
+        pytest.skip("TensorRT is installed: test_recognizer_through_engine_and_run_compare covers this")
+    except TensorRTMissingError:
+        pass
+    assert recognizer_engine.main(["--plugins", str(LIB), "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "replaced 1 subgraph(s) with plugin nodes" in out
+    assert "result: ok, every plugin node has a creator" in out
+    assert "--shapes image:1x3x32x64,1x3x32x448,1x3x32x1024" in out  # the RepVGG model's input
+    assert "TensorRT is not installed here: stopping after the plugin check." in out
+    assert (tmp_path / "recognizer.plugged.onnx").exists()
+
+
 @pytest.mark.tensorrt
 @pytest.mark.gpu
 def test_recognizer_through_engine_and_run_compare(tmp_path, capsys):
