@@ -1,15 +1,26 @@
 """Benchmarks of a plugin's kernels against PyTorch, on one GPU, in one run.
 
-For each shape and dtype: the plugin's enqueue (through the host), the op in
-PyTorch eager and under ``torch.compile`` (the schema's ``torch_reference``),
-each captured in a CUDA graph of several launches so that launch overhead stays
-out, timed with CUDA events (median of repeats). Bandwidth counts each input
-read once and each output written once, and is set against the device's
-device-to-device copy bandwidth, measured in the same run.
+For each shape and dtype: the plugin's enqueue (through the host), for each
+library given, and the op in PyTorch eager and under ``torch.compile`` (the
+schema's ``torch_reference``). Each is captured in its own CUDA graph of
+several launches, so that launch overhead stays out. A round replays every
+graph once, in turn, between CUDA events; times are medians over rounds, and a
+speed-up is the median of the per-round ratios, so that drift of the clocks
+or the temperature during a run falls on every contender alike.
+
+The launches of a graph rotate through copies of the case's tensors, enough
+copies to hold twice the device's L2 cache, so that each launch finds its data
+in device memory as a layer of a large network would, not left in L2 by the
+launch before it (``warm=True`` replays one set, which a small case then reads
+from L2). Bandwidth counts each input read once and each output written once,
+and is set against the device's device-to-device copy bandwidth, measured in
+the same run.
 """
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import statistics
 from typing import Any, Callable, Mapping, Sequence
 
@@ -22,47 +33,63 @@ class BenchRow:
     shapes: list[list[int]]
     dtype: str
     bytes_moved: int
-    plugin_us: float
+    plugin_us: list[float]  # one per library, in the order given
     eager_us: float | None
     compile_us: float | None
+    vs_compile: list[float | None]  # per library: median over rounds of compile time / plugin time
     copy_gbps: float
 
-    @property
-    def gbps(self) -> float:
-        return self.bytes_moved / (self.plugin_us * 1e-6) / 1e9
+    def gbps(self, library: int = 0) -> float:
+        return self.bytes_moved / (self.plugin_us[library] * 1e-6) / 1e9
 
-    @property
-    def copy_fraction(self) -> float:
-        return self.gbps / self.copy_gbps
+    def copy_fraction(self, library: int = 0) -> float:
+        return self.gbps(library) / self.copy_gbps
+
+
+def time_graphs(fns: Mapping[str, Callable[[], Any]], launches: int = 20, rounds: int = 15) -> dict[str, list[float]]:
+    """Microseconds of one call of each fn, one entry per round. Each fn is captured ``launches``
+    times in its own CUDA graph; a round replays each graph once, in turn, between CUDA events,
+    starting with the next contender each round (no place in the order is always someone's)."""
+    import torch
+
+    graphs = {}
+    for name, fn in fns.items():
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):  # warm-up: module load, autotuning, allocator
+                fn()
+        torch.cuda.current_stream().wait_stream(stream)
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(launches):
+                fn()
+        graph.replay()
+        graphs[name] = graph
+    torch.cuda.synchronize()
+    times: dict[str, list[float]] = {name: [] for name in graphs}
+    names = list(graphs)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:  # each contender leads a round in turn
+            graph = graphs[name]
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            graph.replay()
+            end.record()
+            end.synchronize()
+            times[name].append(start.elapsed_time(end) * 1e3 / launches)
+    return times
 
 
 def time_graph(fn: Callable[[], Any], launches: int = 20, repeats: int = 15) -> float:
-    """Median microseconds of one fn() call: fn is captured ``launches`` times in a CUDA
-    graph, which is replayed ``repeats`` times between CUDA events."""
-    import torch
+    """Median microseconds of one fn() call (time_graphs of fn alone)."""
+    return statistics.median(time_graphs({"fn": fn}, launches, repeats)["fn"])
 
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):  # warm-up: module load, autotuning, allocator
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(launches):
-            fn()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3 / launches)
-    return statistics.median(times)
+
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
+    """Median of the per-round ratios of two contenders timed in the same rounds."""
+    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
 
 
 def copy_bandwidth(nbytes: int = 1 << 30) -> float:
@@ -72,43 +99,86 @@ def copy_bandwidth(nbytes: int = 1 << 30) -> float:
 
     src = torch.rand(nbytes // 4, device="cuda")
     dst = torch.empty_like(src)
-    memcpy_us = time_graph(lambda: dst.copy_(src), launches=5, repeats=10)
-    kernel_us = time_graph(lambda: torch.mul(src, 1.0, out=dst), launches=5, repeats=10)
-    return 2 * nbytes / (min(memcpy_us, kernel_us) * 1e-6) / 1e9
+    times = time_graphs({"memcpy": lambda: dst.copy_(src), "kernel": lambda: torch.mul(src, 1.0, out=dst)},
+                        launches=5, rounds=10)
+    return 2 * nbytes / (min(statistics.median(t) for t in times.values()) * 1e-6) / 1e9
 
 
-def bench_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
-               attrs: Mapping[str, Any] | None, copy_gbps: float, baselines: bool = True) -> BenchRow:
+def tensor_sets(nbytes: int, warm: bool = False) -> int:
+    """Copies of a case's tensors its launches rotate through: enough to hold twice the L2
+    cache, so that a copy has left L2 by the time it comes round again; one when ``warm``."""
+    import torch
+
+    if warm or nbytes == 0:
+        return 1
+    l2_bytes = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "L2_cache_size", 64 << 20)
+    return max(1, min(math.ceil(2 * l2_bytes / nbytes), 4096))
+
+
+def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
+               attrs: Mapping[str, Any] | None, copy_gbps: float, baselines: bool = True,
+               rounds: int = 15, warm: bool = False) -> BenchRow:
     import torch
 
     from .testing import random_inputs
 
     attrs = schema.resolve_attrs(attrs)
     inputs = random_inputs(schema, shapes, dtype, seed=0)
-    creator = library.creator(schema.name, schema.version, schema.namespace)
-    prepared = PreparedPlugin(creator, attrs, [(dtype, list(s)) for s in shapes])
-    outputs = prepared.allocate_outputs(inputs[0])
-    plugin_us = time_graph(lambda: prepared.enqueue(inputs, outputs))
+    prepared = [PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
+                               [(dtype, list(s)) for s in shapes]) for library in libraries]
+    outputs = prepared[0].allocate_outputs(inputs[0])
     nbytes = sum(t.numel() * t.element_size() for t in list(inputs) + list(outputs))
+    sets = [(inputs, outputs)] + [([t.clone() for t in inputs], prepared[0].allocate_outputs(inputs[0]))
+                                  for _ in range(tensor_sets(nbytes, warm) - 1)]
+    launches = len(sets) * math.ceil(20 / len(sets))
 
-    eager_us = compile_us = None
+    def rotating(call: Callable[[int, list, list], Any]) -> Callable[[], Any]:
+        turn = itertools.cycle(range(len(sets)))
+
+        def launch():
+            k = next(turn)
+            return call(k, *sets[k])
+        return launch
+
+    def keeping(fn: Callable[..., Any]) -> Callable[[], Any]:
+        # A baseline's result stays alive until its set comes round again, so that its outputs
+        # rotate through as many buffers as the plugin's (a result dropped at once would hand
+        # its memory, still in L2, to the next launch).
+        results: dict[int, Any] = {}
+        return rotating(lambda k, x, y: results.__setitem__(k, fn(*x, **attrs)))
+
+    fns: dict[str, Callable[[], Any]] = {
+        f"plugin{i}": rotating(lambda k, x, y, p=p: p.enqueue(x, y)) for i, p in enumerate(prepared)}
     if baselines and schema.torch_reference is not None:
-        eager = lambda: schema.torch_reference(*inputs, **attrs)  # noqa: E731
-        eager_us = time_graph(eager)
+        fns["eager"] = keeping(schema.torch_reference)
         torch._dynamo.reset()  # a fresh compile per case: no recompile limit, no stale guards
-        compiled_fn = torch.compile(schema.torch_reference, dynamic=False)
-        compile_us = time_graph(lambda: compiled_fn(*inputs, **attrs))
-    return BenchRow([list(s) for s in shapes], dtype, nbytes, plugin_us, eager_us, compile_us, copy_gbps)
+        fns["compile"] = keeping(torch.compile(schema.torch_reference, dynamic=False))
+    times = time_graphs(fns, launches=launches, rounds=rounds)
+    plugin_times = [times[f"plugin{i}"] for i in range(len(libraries))]
+    compile_times = times.get("compile")
+    return BenchRow(
+        shapes=[list(s) for s in shapes],
+        dtype=dtype,
+        bytes_moved=nbytes,
+        plugin_us=[statistics.median(t) for t in plugin_times],
+        eager_us=statistics.median(times["eager"]) if "eager" in times else None,
+        compile_us=statistics.median(compile_times) if compile_times else None,
+        vs_compile=[paired_ratio(compile_times, t) if compile_times else None for t in plugin_times],
+        copy_gbps=copy_gbps,
+    )
 
 
-def run(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str] | None = None,
+def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dtypes: Sequence[str] | None = None,
         cases: Sequence[Mapping[str, Any]] | None = None, baselines: bool = True,
-        echo: Callable[[str], None] | None = None) -> list[BenchRow]:
+        echo: Callable[[str], None] | None = None, rounds: int = 15, warm: bool = False) -> list[BenchRow]:
+    """Time the schema's op from each library (one, or several builds to compare) at each case
+    and dtype; ``echo`` gets the copy bandwidth, then each row of the table as it is measured."""
     import torch
 
     if not torch.cuda.is_available():
         from .errors import PlugkitError
         raise PlugkitError("benchmarks need a CUDA device; none is visible")
+    libraries = [libraries] if isinstance(libraries, PluginLibrary) else list(libraries)
     cases = list(cases or schema.bench_cases or schema.test_cases)
     copy_gbps = copy_bandwidth()
     if echo:
@@ -116,7 +186,8 @@ def run(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str] | None =
     rows = []
     for case in cases:
         for dtype in dtypes or schema.dtypes:
-            row = bench_case(library, schema, case["inputs"], dtype, case.get("attrs"), copy_gbps, baselines)
+            row = bench_case(libraries, schema, case["inputs"], dtype, case.get("attrs"), copy_gbps, baselines,
+                             rounds, warm)
             rows.append(row)
             if echo:
                 echo(format_row(row))
@@ -127,15 +198,28 @@ HEADER = (f"{'shapes':<28} {'dtype':<9} {'plugin us':>10} {'GB/s':>7} {'% copy':
           f"{'eager us':>9} {'compile us':>10} {'vs compile':>10}")
 
 
+def header(labels: Sequence[str] = ()) -> str:
+    """The table's header; ``labels`` name the libraries after the first, each a column of
+    its time and its speed-up over torch.compile (over the first library without baselines)."""
+    return HEADER + "".join(f" {label[:18]:>18}" for label in labels)
+
+
 def format_row(row: BenchRow) -> str:
     def us(v):
         return f"{v:.1f}" if v is not None else "-"
 
-    speedup = f"{row.compile_us / row.plugin_us:.2f}x" if row.compile_us else "-"
+    def speedup(ratio):
+        return f"{ratio:.2f}x" if ratio is not None else "-"
+
     shapes = " ".join("x".join(map(str, s)) for s in row.shapes)
-    return (f"{shapes:<28} {row.dtype:<9} {row.plugin_us:>10.1f} {row.gbps:>7.0f} {row.copy_fraction:>7.1%} "
-            f"{us(row.eager_us):>9} {us(row.compile_us):>10} {speedup:>10}")
+    line = (f"{shapes:<28} {row.dtype:<9} {row.plugin_us[0]:>10.1f} {row.gbps():>7.0f} {row.copy_fraction():>7.1%} "
+            f"{us(row.eager_us):>9} {us(row.compile_us):>10} {speedup(row.vs_compile[0]):>10}")
+    for plugin_us, ratio in zip(row.plugin_us[1:], row.vs_compile[1:]):
+        if ratio is None:  # no baseline: the speed-up over the first library
+            ratio = row.plugin_us[0] / plugin_us
+        line += f" {f'{plugin_us:.1f} {speedup(ratio)}':>18}"
+    return line
 
 
-def table(rows: Sequence[BenchRow]) -> str:
-    return "\n".join([HEADER] + [format_row(r) for r in rows])
+def table(rows: Sequence[BenchRow], labels: Sequence[str] = ()) -> str:
+    return "\n".join([header(labels)] + [format_row(r) for r in rows])

@@ -9,11 +9,17 @@ from ..testing import library_path
 def register(subparsers):
     p = subparsers.add_parser("bench", help="benchmark a plugin against PyTorch eager and torch.compile (needs a GPU)")
     p.add_argument("op", help="op name (RMSNorm) or its folder under plugins/ (rms_norm)")
-    p.add_argument("--library", help="plugin library (default: build/libplugkit_plugins.so)")
+    p.add_argument("--library", dest="libraries", action="append",
+                   help="plugin library (default: build/libplugkit_plugins.so); repeat it to compare builds, "
+                        "timed in the same rounds")
     p.add_argument("--dtype", dest="dtypes", action="append", help="dtype to time (repeatable; default: the op's)")
     p.add_argument("--shapes", action="append", metavar="SHAPE;SHAPE",
                    help="input shapes of one case, e.g. '16384x8192;8192' (repeatable; default: the op's bench cases)")
     p.add_argument("--no-baselines", action="store_true", help="time only the plugin")
+    p.add_argument("--warm", action="store_true",
+                   help="replay one set of tensors (a case that fits in L2 is then read from L2); by default "
+                        "launches rotate through copies that hold twice the L2 cache")
+    p.add_argument("--rounds", type=int, default=15, help="rounds of replays; times are medians over them")
     p.add_argument("--plugins-dir", help="folder of plugin folders (default: ./plugins)")
     p.set_defaults(func=main)
 
@@ -35,9 +41,14 @@ def parse_case(text: str) -> dict:
 
 def main(args) -> int:
     schema = find_schema(args.op, args.plugins_dir)
-    library = PluginLibrary(args.library or library_path())
+    libraries = [PluginLibrary(path) for path in args.libraries or [library_path()]]
+    if args.rounds < 1:
+        raise PlugkitError(f"--rounds {args.rounds}: need at least one round")
     cases = [parse_case(s) for s in args.shapes] if args.shapes else None
-    print(f"plugkit bench {schema.name}: {library.path}")
-    print(bench.HEADER)
-    bench.run(library, schema, args.dtypes, cases, not args.no_baselines, echo=print)
+    print(f"plugkit bench {schema.name}: {libraries[0].path}")
+    labels = [f"#{i} us, vs compile" for i in range(2, len(libraries) + 1)]
+    for label, library in zip(labels, libraries[1:]):
+        print(f"  {label.split()[0]}: {library.path}")
+    print(bench.header(labels))
+    bench.run(libraries, schema, args.dtypes, cases, not args.no_baselines, echo=print, rounds=args.rounds, warm=args.warm)
     return 0
