@@ -1,19 +1,55 @@
 #!/usr/bin/env bash
-# Build RMSNorm kernel variants (compile-time knobs in rms_norm_kernel.cu) and time each
-# at a few shapes, in one GPU session, after scripts/gpu_session.sh installed plugkit.
-#   bash scripts/tune_rms_norm.sh
+# RMSNorm kernel variants: compile-time knobs at the top of rms_norm_kernel.cu, each built
+# into its own library, then timed together (same rounds, interleaved) with torch.compile.
+#   bash scripts/tune_rms_norm.sh build          builds build-tune/lib/NAME.so for sm_90 (no GPU needed:
+#                                                build here, carry build-tune/lib to the GPU machine)
+#   bash scripts/tune_rms_norm.sh test           the RMSNorm gpu tests against every variant
+#   bash scripts/tune_rms_norm.sh bench [ARGS]   times every variant (extra `plugkit bench` ARGS)
+# Run `test` and `bench` after scripts/gpu_session.sh installed plugkit (GPU_STEPS="" skips its steps).
 set -uo pipefail
+cd "$(dirname "$0")/.."
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-export PLUGKIT_TENSORRT_HEADERS_WHEEL="$(ls "$PWD"/.whl/kernel_lens-*.whl)"
-shapes=(--shapes '16384x8192;8192' --shapes '1024x65536;65536' --shapes '2048x32768;32768' --shapes '8x512x4096;4096')
-variant() {  # name, CUDA flags
-  local dir="build-tune-$1"
-  cmake -S . -B "$dir" -G Ninja -DPLUGKIT_CUDA_ARCHITECTURES=90 -DCMAKE_CUDA_FLAGS="$2" >"$dir.log" 2>&1 &&
-    cmake --build "$dir" >>"$dir.log" 2>&1 || { echo "variant $1: build failed"; tail -5 "$dir.log"; return; }
-  echo "== variant $1 ($2)"
-  python3 -m plugkit bench rms_norm --library "$dir/libplugkit_plugins.so" --no-baselines \
-    --dtype float16 --dtype float32 "${shapes[@]}" 2>&1 | tail -n +4
-}
-variant default ""
-variant persistent-4096 "-DPLUGKIT_RMS_NORM_PERSISTENT_VECTORS=4096"
-variant threads-256 "-DPLUGKIT_RMS_NORM_THREADS=256"
+variants=(  # name|CUDA flags (the knobs are at the top of plugins/rms_norm/rms_norm_kernel.cu)
+  "default|"
+  "hints-always|-DPLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS=0"
+  "warp64-items2|-DPLUGKIT_RMS_NORM_WARP_ROW_VECTORS=64 -DPLUGKIT_RMS_NORM_WARP_ROW_ITEMS=2"
+  "warp64-items4|-DPLUGKIT_RMS_NORM_WARP_ROW_VECTORS=64 -DPLUGKIT_RMS_NORM_WARP_ROW_ITEMS=4"
+  "warp64-items4-scale-late|-DPLUGKIT_RMS_NORM_WARP_ROW_VECTORS=64 -DPLUGKIT_RMS_NORM_WARP_ROW_ITEMS=4 -DPLUGKIT_RMS_NORM_CACHE_SCALE_BYTES=0"
+  "warp-block512|-DPLUGKIT_RMS_NORM_WARP_ROW_BLOCK_THREADS=512"
+)
+names() { for v in "${variants[@]}"; do echo "${v%%|*}"; done; }
+
+case "${1:-}" in
+build)
+  rm -rf build-tune/lib && mkdir -p build-tune/lib
+  for v in "${variants[@]}"; do
+    name="${v%%|*}" flags="${v#*|}" dir="build-tune/$name"
+    ( cmake -S . -B "$dir" -G Ninja -DPLUGKIT_BUILD_HOST=OFF -DPLUGKIT_CUDA_ARCHITECTURES=90 \
+        -DCMAKE_CUDA_FLAGS="$flags" >"$dir.log" 2>&1 && cmake --build "$dir" >>"$dir.log" 2>&1 &&
+        cp "$dir/libplugkit_plugins.so" "build-tune/lib/$name.so" && echo "built $name" ) ||
+      { echo "variant $name: build failed"; tail -5 "$dir.log"; } &
+    (( $(jobs -r | wc -l) >= $(nproc) )) && wait -n
+  done
+  wait
+  cp build-tune/lib/default.so build-tune/lib/default-again.so  # a second handle on the same code: the noise
+  ;;
+test)
+  logs=$(mktemp -d)
+  for name in $(names); do
+    PLUGKIT_LIBRARY="$PWD/build-tune/lib/$name.so" python3 -m pytest -q -p no:cacheprovider -m gpu \
+      tests/test_rms_norm.py >"$logs/$name.txt" 2>&1 &
+  done
+  wait
+  for name in $(names); do echo "$name: $(tail -n 1 "$logs/$name.txt")"; done
+  ;;
+bench)
+  shift
+  libraries=()  # the default first, then every other library in build-tune/lib (copies of older builds too)
+  for lib in build-tune/lib/default.so $(ls build-tune/lib/*.so | grep -v '/default.so$'); do
+    libraries+=(--library "$lib")
+  done
+  python3 -m plugkit bench rms_norm "${libraries[@]}" "$@"
+  ;;
+*)
+  sed -n '2,8p' "$0"; exit 2 ;;
+esac

@@ -197,6 +197,10 @@ GPU_CASES = [
     ([[4, 0], [0]], {}),                           # empty normalized axes
     ([[33, 1000], [1000]], {}),                    # 1000 is not a multiple of the vector width
     ([[9, 3, 5, 16], [3, 5, 16]], {"axis": 1}),
+    ([[37, 1024], [1024]], {}),                    # narrow rows, several a block; a partial last block
+    ([[1001, 128], [128]], {}),                    # rows of a few lanes each
+    ([[5, 2048], [2048]], {}),                     # fewer rows than multiprocessors
+    ([[3, 7, 520], [520]], {}),                    # 65 vectors of 16-bit values: a row overhangs a warp
 ]
 
 

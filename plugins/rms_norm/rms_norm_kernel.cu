@@ -1,9 +1,12 @@
 // RMSNorm kernels. Memory-bound: each element of X is read once and each of Y
 // written once, so a row stays in registers between the sum of squares and the
-// normalization. Rows too long for registers take a two-pass kernel.
+// normalization. Rows of up to 32 16-byte vectors share a block (a warp or less a
+// row, reduced with shuffles alone); wider rows get a block each; rows too long for
+// registers take a two-pass kernel.
 #include "rms_norm_kernel.h"
 
 #include "plugkit/dispatch.h"
+#include "plugkit/kernels.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -23,15 +26,26 @@ namespace
 #ifndef PLUGKIT_RMS_NORM_MAX_THREADS
 #define PLUGKIT_RMS_NORM_MAX_THREADS 512
 #endif
+// Resident grid only (PERSISTENT_VECTORS): the next row's loads are issued before this row's
+// reduction when a thread's share of a row is at most this many bytes.
 #ifndef PLUGKIT_RMS_NORM_PREFETCH_BYTES
 #define PLUGKIT_RMS_NORM_PREFETCH_BYTES 64
 #endif
+// A thread's share of the scale is loaded into registers together with X when it is at most this
+// many bytes, else read after the reduction. Early, it costs registers (fp16, 4 items a thread:
+// 62 against 32); late, a latency in launches of few blocks (64x2048 fp32: 4.0 against 2.5 us).
 #ifndef PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES
 #define PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES 64
 #endif
-// Cache hints for X and Y: 0 none, 1 ld/st.global.cs, 2 ld L1::no_allocate, 3 ld L1::evict_first.
-#ifndef PLUGKIT_RMS_NORM_STREAMING_HINTS
-#define PLUGKIT_RMS_NORM_STREAMING_HINTS 1
+// Cache hints for X and Y (see loadOnce). The register kernel marks them evict-first
+// when a thread holds more than PLAIN_MAX_ITEMS vectors of a row, or the grid is a single small
+// wave (no more than two blocks a multiprocessor); threads of fewer items in a large grid load and
+// store plainly. H100, against torch.compile: rows of 1024 16-bit values (1 item),
+// 0.98x with hints, 1.01x without; rows of 4096 fp32 (8 items), 1.06x with, 1.03x without;
+// 64 rows of 2048 16-bit values (64 blocks), 2.5 us with, 2.7 us without. PLAIN_MAX_ITEMS 0: hints
+// always. The streaming kernel always uses them: its second read of X must find X in L2.
+#ifndef PLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS
+#define PLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS 2
 #endif
 // Rows of at least this many vectors get a grid of resident blocks that stride over rows (the
 // next row's loads overlap this row's reduction); 0 turns that off, and every row group gets its
@@ -40,37 +54,34 @@ namespace
 #ifndef PLUGKIT_RMS_NORM_PERSISTENT_VECTORS
 #define PLUGKIT_RMS_NORM_PERSISTENT_VECTORS 0
 #endif
+// Rows of at most this many vectors get a warp or less each: their threads reduce with shuffles
+// alone, and a block holds several rows. Wider rows get a block each (one barrier a row).
+#ifndef PLUGKIT_RMS_NORM_WARP_ROW_VECTORS
+#define PLUGKIT_RMS_NORM_WARP_ROW_VECTORS 32
+#endif
+// Fewest 16-byte vectors a thread of such a row loads (more bytes in flight a thread, fewer lanes a row).
+#ifndef PLUGKIT_RMS_NORM_WARP_ROW_ITEMS
+#define PLUGKIT_RMS_NORM_WARP_ROW_ITEMS 1
+#endif
+// Threads of a block of rows of a warp or less.
+#ifndef PLUGKIT_RMS_NORM_WARP_ROW_BLOCK_THREADS
+#define PLUGKIT_RMS_NORM_WARP_ROW_BLOCK_THREADS 256
+#endif
 constexpr int kThreadsPerRow = PLUGKIT_RMS_NORM_THREADS;
 constexpr int kMaxThreadsPerRow = PLUGKIT_RMS_NORM_MAX_THREADS; // 512: 128 registers a thread for 16 items
 constexpr int kMaxItems = 16;          // 16-byte vectors a thread keeps in registers
-constexpr int kSmallRowsBlockThreads = 256; // threads of a block of rows of 32 threads or fewer
+constexpr int kWarpRowBlockThreads = PLUGKIT_RMS_NORM_WARP_ROW_BLOCK_THREADS;
+static_assert(PLUGKIT_RMS_NORM_WARP_ROW_VECTORS <= 32 * kMaxItems, "a warp holds at most 32 x kMaxItems vectors");
+static_assert(kWarpRowBlockThreads % 32 == 0 && kWarpRowBlockThreads <= kMaxThreadsPerRow, "whole warps a block");
 constexpr int kStreamingThreads = 1024;
 
-template <typename T, int N>
-struct alignas(sizeof(T) * N) Vec
-{
-    T v[N];
-};
-
-// X is read once and Y written once: keep them out of L1 and first to leave L2.
-template <typename V>
+// Loads of X and stores of Y, with EVICT_FIRST as ld/st.global.cs (first to leave L1 and L2).
+template <bool EVICT_FIRST, typename V>
 __device__ __forceinline__ V loadOnce(V const* p)
 {
-    if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS == 1)
+    if constexpr (sizeof(V) == 16 && EVICT_FIRST)
     {
         uint4 const raw = __ldcs(reinterpret_cast<uint4 const*>(p));
-        return *reinterpret_cast<V const*>(&raw);
-    }
-    else if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS >= 2)
-    {
-        uint4 raw;
-#if PLUGKIT_RMS_NORM_STREAMING_HINTS == 2
-        asm volatile("ld.global.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-#else
-        asm volatile("ld.global.L1::evict_first.v4.u32 {%0, %1, %2, %3}, [%4];"
-#endif
-                     : "=r"(raw.x), "=r"(raw.y), "=r"(raw.z), "=r"(raw.w)
-                     : "l"(p));
         return *reinterpret_cast<V const*>(&raw);
     }
     else
@@ -79,10 +90,10 @@ __device__ __forceinline__ V loadOnce(V const* p)
     }
 }
 
-template <typename V>
+template <bool EVICT_FIRST, typename V>
 __device__ __forceinline__ void storeOnce(V* p, V const& v)
 {
-    if constexpr (sizeof(V) == 16 && PLUGKIT_RMS_NORM_STREAMING_HINTS == 1)
+    if constexpr (sizeof(V) == 16 && EVICT_FIRST)
     {
         __stcs(reinterpret_cast<uint4*>(p), *reinterpret_cast<uint4 const*>(&v));
     }
@@ -174,14 +185,15 @@ __device__ __forceinline__ float rowSum(float v, int parity)
 
 // One pass: the row stays in registers (ITEMS vectors of VEC elements a thread).
 // Blocks stride over rows, blockDim.y rows at a time. The scale is loaded once into
-// registers, and while one row is reduced and written the next row's loads are
-// already in flight, when both fit in a few registers.
-template <typename T, typename S, int VEC, int ITEMS>
+// registers when it fits in a few. A RESIDENT grid (fewer blocks than row groups) has
+// the next row's loads in flight while one row is reduced and written; a grid of a
+// block a row group does not spend the registers on that (they cost occupancy).
+template <typename T, typename S, int VEC, int ITEMS, bool RESIDENT, bool EVICT_FIRST>
 __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(
     T const* __restrict__ x, S const* __restrict__ scale, T* __restrict__ y, int64_t rows, int cols, float epsilon)
 {
     constexpr bool kCacheScale = ITEMS * VEC * sizeof(S) <= PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES;
-    constexpr bool kPrefetch = ITEMS * VEC * sizeof(T) <= PLUGKIT_RMS_NORM_PREFETCH_BYTES;
+    constexpr bool kPrefetch = RESIDENT && ITEMS * VEC * sizeof(T) <= PLUGKIT_RMS_NORM_PREFETCH_BYTES;
     using XVec = Vec<T, VEC>;
     using SVec = Vec<S, VEC>;
     auto column = [&](int i) { return (i * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x)) * VEC; };
@@ -191,7 +203,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(
         {
             if (row < rows && column(i) < cols)
             {
-                items[i] = loadOnce(reinterpret_cast<XVec const*>(x + row * cols + column(i)));
+                items[i] = loadOnce<EVICT_FIRST>(reinterpret_cast<XVec const*>(x + row * cols + column(i)));
             }
         }
     };
@@ -247,12 +259,13 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(
                 if constexpr (kCacheScale)
                 {
                     s = scaleItems[i];
+                    keepRaw(s); // converted here, not held as fp32 across the reduction
                 }
                 else
                 {
                     s = *reinterpret_cast<SVec const*>(scale + column(i));
                 }
-                storeOnce(reinterpret_cast<XVec*>(y + row * cols + column(i)), normalize(items[i], s, inv));
+                storeOnce<EVICT_FIRST>(reinterpret_cast<XVec*>(y + row * cols + column(i)), normalize(items[i], s, inv));
             }
         }
         if constexpr (kPrefetch)
@@ -283,8 +296,8 @@ __global__ void __launch_bounds__(kStreamingThreads) streamingKernel(
     float const inv = rsqrtf(rowSum(sumSquares, 0) / static_cast<float>(cols) + epsilon);
     for (int64_t col = static_cast<int64_t>(threadIdx.x) * VEC; col < cols; col += step)
     {
-        Vec<T, VEC> const in = loadOnce(reinterpret_cast<Vec<T, VEC> const*>(xRow + col));
-        storeOnce(reinterpret_cast<Vec<T, VEC>*>(yRow + col),
+        Vec<T, VEC> const in = loadOnce<true>(reinterpret_cast<Vec<T, VEC> const*>(xRow + col));
+        storeOnce<true>(reinterpret_cast<Vec<T, VEC>*>(yRow + col),
             normalize(in, *reinterpret_cast<Vec<S, VEC> const*>(scale + col), inv));
     }
 }
@@ -301,35 +314,56 @@ __global__ void expandScaleKernel(S const* __restrict__ scale, S* __restrict__ f
     }
 }
 
-int64_t ceilDiv(int64_t a, int64_t b)
+int multiprocessorCount()
 {
-    return (a + b - 1) / b;
-}
-
-bool aligned(void const* p, size_t bytes)
-{
-    return reinterpret_cast<uintptr_t>(p) % bytes == 0;
-}
-
-// As many blocks as are resident on the device at once (they stride over the rows), or fewer.
-template <typename T, typename S, int VEC, int ITEMS>
-void launchRegister(Problem const& p, S const* scale, dim3 block, cudaStream_t stream)
-{
-    auto* kernel = registerKernel<T, S, VEC, ITEMS>;
     int device = 0;
     int multiprocessors = 0;
-    int blocksPerMultiprocessor = 0;
     PLUGKIT_CUDA_CHECK(cudaGetDevice(&device));
     PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
-    PLUGKIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &blocksPerMultiprocessor, kernel, static_cast<int>(block.x * block.y), 0));
-    bool const persistent
-        = PLUGKIT_RMS_NORM_PERSISTENT_VECTORS > 0 && ceilDiv(p.cols, VEC) >= PLUGKIT_RMS_NORM_PERSISTENT_VECTORS;
-    int64_t const resident
-        = persistent ? static_cast<int64_t>(multiprocessors) * std::max(blocksPerMultiprocessor, 1) : INT32_MAX;
-    auto const grid = static_cast<unsigned>(std::min(ceilDiv(p.rows, block.y), resident));
-    kernel<<<grid, block, 0, stream>>>(static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.rows,
-        static_cast<int>(p.cols), p.epsilon);
+    return multiprocessors;
+}
+
+// A block a row group, or (resident grid) as many blocks as are resident at once, striding over the rows.
+template <typename T, typename S, int VEC, int ITEMS>
+void launchRegister(
+    Problem const& p, S const* scale, dim3 block, bool resident, int64_t multiprocessors, cudaStream_t stream)
+{
+    int64_t grid = ceilDiv(p.rows, block.y);
+    auto* kernel = registerKernel<T, S, VEC, ITEMS, false, true>;
+    // Plain loads and stores: instantiated only for few items a thread and 16-byte vectors (the
+    // hints apply to those alone).
+    if constexpr (ITEMS <= PLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS && VEC * sizeof(T) == 16)
+    {
+        if (grid > 2 * multiprocessors)
+        {
+            kernel = registerKernel<T, S, VEC, ITEMS, false, false>;
+        }
+    }
+    // Instantiated only where a knob turns the resident grid on.
+    if constexpr (PLUGKIT_RMS_NORM_PERSISTENT_VECTORS > 0)
+    {
+        if (resident)
+        {
+            kernel = registerKernel<T, S, VEC, ITEMS, true, true>;
+            int blocksPerMultiprocessor = 0;
+            PLUGKIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                &blocksPerMultiprocessor, kernel, static_cast<int>(block.x * block.y), 0));
+            grid = std::min(grid, multiprocessors * std::max(blocksPerMultiprocessor, 1));
+        }
+    }
+    PLUGKIT_CHECK(grid <= INT32_MAX, "too many rows (" << p.rows << ") for one launch");
+    kernel<<<static_cast<unsigned>(grid), block, 0, stream>>>(static_cast<T const*>(p.x), scale,
+        static_cast<T*>(p.y), p.rows, static_cast<int>(p.cols), p.epsilon);
+}
+
+int64_t nextPowerOfTwo(int64_t n)
+{
+    int64_t p = 1;
+    while (p < n)
+    {
+        p *= 2;
+    }
+    return p;
 }
 
 template <typename T, typename S, int VEC>
@@ -343,31 +377,46 @@ void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
             static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.cols, p.epsilon);
         return;
     }
-    // Fewest items a thread (up to 16) that keep a row within kThreadsPerRow threads; rows
-    // wider than that at 16 items get up to 512 threads. Rows of fewer than 32 vectors share a warp.
+    int64_t const multiprocessors = multiprocessorCount();
     int items = 1;
-    while (items < kMaxItems && ceilDiv(vectors, items) > kThreadsPerRow)
+    int64_t threadsPerRow = 0;
+    dim3 block;
+    if (vectors <= PLUGKIT_RMS_NORM_WARP_ROW_VECTORS)
     {
-        items *= 2;
-    }
-    int64_t threadsPerRow = ceilDiv(ceilDiv(vectors, items), 32) * 32;
-    if (vectors < 32)
-    {
-        threadsPerRow = 1;
-        while (threadsPerRow < vectors)
+        // A warp or less a row, each thread at least WARP_ROW_ITEMS vectors (no more than the row has).
+        items = static_cast<int>(std::min<int64_t>(PLUGKIT_RMS_NORM_WARP_ROW_ITEMS, nextPowerOfTwo(vectors)));
+        while (items < kMaxItems && ceilDiv(vectors, items) > 32)
         {
-            threadsPerRow *= 2;
+            items *= 2;
         }
+        threadsPerRow = nextPowerOfTwo(ceilDiv(vectors, items));
+        // Several rows a block, but no fewer blocks than multiprocessors while rows allow.
+        int64_t rowsPerBlock = kWarpRowBlockThreads / threadsPerRow;
+        while (rowsPerBlock > 1 && ceilDiv(p.rows, rowsPerBlock) < multiprocessors)
+        {
+            rowsPerBlock /= 2;
+        }
+        block = dim3(static_cast<unsigned>(threadsPerRow), static_cast<unsigned>(rowsPerBlock));
     }
-    dim3 const block(static_cast<unsigned>(threadsPerRow),
-        threadsPerRow <= 32 ? static_cast<unsigned>(kSmallRowsBlockThreads / threadsPerRow) : 1U);
+    else
+    {
+        // Fewest items a thread (up to 16) that keep a row within kThreadsPerRow threads; rows
+        // wider than that at 16 items get up to 512 threads.
+        while (items < kMaxItems && ceilDiv(vectors, items) > kThreadsPerRow)
+        {
+            items *= 2;
+        }
+        threadsPerRow = ceilDiv(ceilDiv(vectors, items), 32) * 32;
+        block = dim3(static_cast<unsigned>(threadsPerRow), 1U);
+    }
+    bool const resident = PLUGKIT_RMS_NORM_PERSISTENT_VECTORS > 0 && vectors >= PLUGKIT_RMS_NORM_PERSISTENT_VECTORS;
     switch (items)
     {
-    case 1: launchRegister<T, S, VEC, 1>(p, scale, block, stream); break;
-    case 2: launchRegister<T, S, VEC, 2>(p, scale, block, stream); break;
-    case 4: launchRegister<T, S, VEC, 4>(p, scale, block, stream); break;
-    case 8: launchRegister<T, S, VEC, 8>(p, scale, block, stream); break;
-    default: launchRegister<T, S, VEC, 16>(p, scale, block, stream); break;
+    case 1: launchRegister<T, S, VEC, 1>(p, scale, block, resident, multiprocessors, stream); break;
+    case 2: launchRegister<T, S, VEC, 2>(p, scale, block, resident, multiprocessors, stream); break;
+    case 4: launchRegister<T, S, VEC, 4>(p, scale, block, resident, multiprocessors, stream); break;
+    case 8: launchRegister<T, S, VEC, 8>(p, scale, block, resident, multiprocessors, stream); break;
+    default: launchRegister<T, S, VEC, 16>(p, scale, block, resident, multiprocessors, stream); break;
     }
 }
 
@@ -385,7 +434,7 @@ void launchTyped(Problem const& p, void* workspace, cudaStream_t stream)
     }
     // 16-byte vectors when every row start, and the scale, are aligned for them.
     constexpr int kVec = 16 / sizeof(T);
-    if (p.cols % kVec == 0 && aligned(p.x, 16) && aligned(p.y, 16) && aligned(scale, sizeof(S) * kVec))
+    if (p.cols % kVec == 0 && isAligned(p.x, 16) && isAligned(p.y, 16) && isAligned(scale, sizeof(S) * kVec))
     {
         launchWithVec<T, S, kVec>(p, scale, stream);
     }
