@@ -9,6 +9,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+# Without network the TensorRT headers come from the carried wheel (see scripts/gpu_session.sh).
+wheel=$(ls "$PWD"/.whl/kernel_lens-*.whl 2>/dev/null | head -n 1)
+[[ -n $wheel ]] && export PLUGKIT_TENSORRT_HEADERS_WHEEL="$wheel"
 variants=(  # name|CUDA flags (the knobs are at the top of plugins/rms_norm/rms_norm_kernel.cu)
   "default|"
   "hints-always|-DPLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS=0"

@@ -82,11 +82,6 @@ def time_graphs(fns: Mapping[str, Callable[[], Any]], launches: int = 20, rounds
     return times
 
 
-def time_graph(fn: Callable[[], Any], launches: int = 20, repeats: int = 15) -> float:
-    """Median microseconds of one fn() call (time_graphs of fn alone)."""
-    return statistics.median(time_graphs({"fn": fn}, launches, repeats)["fn"])
-
-
 def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
     """Median of the per-round ratios of two contenders timed in the same rounds."""
     return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
