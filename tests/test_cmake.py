@@ -1,6 +1,5 @@
 """The CMake side: FindTensorRT's search order and refusals, and an external
 project that builds its own plugin library through find_package(plugkit)."""
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,15 +20,6 @@ def cmake(*args, cwd=None):
     return subprocess.run(["cmake", *map(str, args)], cwd=cwd, capture_output=True, text=True)
 
 
-def built_header_dir() -> Path:
-    """The TensorRT headers the main build found (its CMake cache says where)."""
-    cache = testing.library_path().parent / "CMakeCache.txt"
-    if not cache.exists():
-        pytest.skip("the plugin library is not built; run `python -m plugkit build`")
-    match = re.search(r"^TensorRT_INCLUDE_DIR:PATH=(.*)$", cache.read_text(), re.M)
-    return Path(match.group(1))
-
-
 def probe(tmp_path, *defines, env=None):
     import os
     environment = {k: v for k, v in os.environ.items()
@@ -48,7 +38,7 @@ def fake_headers(tmp_path, major, minor, patch) -> Path:
 
 
 def test_explicit_include_dir_is_used_and_reported(tmp_path):
-    headers = built_header_dir()
+    headers = testing.built_header_dir()
     result = probe(tmp_path, f"-DTENSORRT_INCLUDE_DIR={headers}")
     assert result.returncode == 0, result.stderr
     assert "probe: version=10.14.1 source=TENSORRT_INCLUDE_DIR" in result.stdout
@@ -56,7 +46,7 @@ def test_explicit_include_dir_is_used_and_reported(tmp_path):
 
 
 def test_environment_variable_works_like_the_cmake_variable(tmp_path):
-    result = probe(tmp_path, env={"TENSORRT_INCLUDE_DIR": str(built_header_dir())})
+    result = probe(tmp_path, env={"TENSORRT_INCLUDE_DIR": str(testing.built_header_dir())})
     assert result.returncode == 0, result.stderr
     assert "source=TENSORRT_INCLUDE_DIR" in result.stdout
 
@@ -100,7 +90,7 @@ def test_local_header_wheel_is_unpacked_into_the_build_tree(tmp_path):
 
 
 def test_external_project_builds_a_plugin_library_with_find_package(tmp_path):
-    headers = built_header_dir()
+    headers = testing.built_header_dir()
     sdk_build, prefix, consumer = tmp_path / "sdk", tmp_path / "prefix", tmp_path / "consumer"
     steps = [
         ("-S", ROOT, "-B", sdk_build, "-DPLUGKIT_BUILD_PLUGINS=OFF", f"-DTENSORRT_INCLUDE_DIR={headers}"),

@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 import numpy as np
 
-from plugkit import doctor
+from plugkit import doctor, testing
 from plugkit.cli import main
 from plugkit.doctor import Creator, DoctorError, LoadedLibrary, check_model, plugin_nodes
 
@@ -220,14 +220,7 @@ def test_cli_model_without_plugin_nodes(tmp_path, capsys):
 # --- with the real plugin library, read by the host (no TensorRT needed) -------
 
 def built_library():
-    try:
-        from plugkit.host import PluginLibrary  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"plugkit.host is not available: {exc}")
-    path = REPO / LIB
-    if not path.exists():
-        pytest.skip(f"{LIB} is not built (cmake -S . -B build && cmake --build build)")
-    return path
+    return testing.built_library()
 
 
 def test_real_library_matches_plugged_model(tmp_path, capsys):

@@ -1,7 +1,6 @@
 """The C++ side of engines, without TensorRT's libraries: plugkit/loader.h's version
 rule and file checks (compiled and run), and examples/cpp configured through
 find_package(plugkit) and compiled to object files (API misuse fails the compiler)."""
-import re
 import shutil
 import subprocess
 import textwrap
@@ -15,14 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("g++") is None,
                                 reason="needs cmake and g++")
-
-
-def header_dir() -> Path:
-    """The TensorRT headers the main build found (its CMake cache says where)."""
-    cache = testing.library_path().parent / "CMakeCache.txt"
-    if not cache.exists():
-        pytest.skip("the plugin library is not built; run `python -m plugkit build`")
-    return Path(re.search(r"^TensorRT_INCLUDE_DIR:PATH=(.*)$", cache.read_text(), re.M).group(1))
 
 
 def cuda_include() -> Path:
@@ -71,7 +62,7 @@ int main(int argc, char** argv)
 
 @pytest.fixture(scope="module")
 def loader_program(tmp_path_factory):
-    headers, cuda = header_dir(), cuda_include()
+    headers, cuda = testing.built_header_dir(), cuda_include()
     work = tmp_path_factory.mktemp("loader")
     (work / "loader_test.cpp").write_text(LOADER_TEST)
     # Plugin-like libraries: without getCreators, and one compiled for another major version.
@@ -120,9 +111,7 @@ def test_loader_library_for_another_major_version(loader_program):
 
 
 def test_loader_accepts_the_built_plugin_library(loader_program):
-    library = testing.library_path()
-    if not library.exists():
-        pytest.skip("the plugin library is not built")
+    library = testing.built_library()
     lines = inspect(loader_program, library)
     assert lines[0].startswith("ok 10"), lines
     # Headers newer than the runtime are refused.
@@ -133,7 +122,7 @@ def test_loader_accepts_the_built_plugin_library(loader_program):
 def test_examples_compile_against_the_installed_sdk(tmp_path):
     """What CI does: install plugkit, configure examples/cpp with find_package(plugkit), build.
     Without TensorRT's libraries the examples compile to object files only."""
-    headers = header_dir()
+    headers = testing.built_header_dir()
     sdk_build, prefix, examples = tmp_path / "sdk", tmp_path / "prefix", tmp_path / "examples"
     steps = [
         ("-S", ROOT, "-B", sdk_build, "-DPLUGKIT_BUILD_PLUGINS=OFF", f"-DTENSORRT_INCLUDE_DIR={headers}"),

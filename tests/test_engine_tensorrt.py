@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from plugkit import engine
+from plugkit import engine, testing
 from plugkit.engine import EngineError, InputError
 from plugkit.shapes import ShapeSpecError
 
@@ -31,8 +31,7 @@ def trt():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    if not LIB.exists():
-        pytest.skip(f"{LIB} is not built (cmake -S . -B build && cmake --build build)")
+    testing.built_library()
     return module
 
 

@@ -1,5 +1,9 @@
 """RMSNorm: field parsing, shape inference, serialization and the lifecycle on any
 machine; numerics against the reference on a GPU."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -168,18 +172,32 @@ def test_unsupported_dtype_stops_the_build_phase(creator):
         PreparedPlugin(creator, {}, [("int32", [4, 64]), ("float16", [64])])
 
 
-def test_enqueue_without_a_gpu_says_so(creator):
-    from plugkit import _host
+NO_GPU_ENQUEUE = """
+import sys
+from plugkit import _host, testing
+from plugkit.host import PluginError, PreparedPlugin
 
-    if _host.cuda_device_count():
-        pytest.skip("a CUDA device is visible")
-    class DeviceArray:  # what cupy would hand over, without a device behind it
-        def __init__(self, shape):
-            self.__cuda_array_interface__ = {"shape": shape, "typestr": "<f4", "data": (0, False), "version": 3}
+assert _host.cuda_device_count() == 0
 
-    prepared = PreparedPlugin(creator, {}, [("float32", [4, 64]), ("float32", [64])])
-    with pytest.raises(PluginError, match="enqueue needs a CUDA device"):
-        prepared.plugin.enqueue([DeviceArray((4, 64)), DeviceArray((64,))], [DeviceArray((4, 64))], stream=0)
+class DeviceArray:  # what cupy would hand over, without a device behind it
+    def __init__(self, shape):
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": "<f4", "data": (0, False), "version": 3}
+
+creator = testing.plugin_library().creator("RMSNorm", "1", "plugkit")
+prepared = PreparedPlugin(creator, {}, [("float32", [4, 64]), ("float32", [64])])
+try:
+    prepared.plugin.enqueue([DeviceArray((4, 64)), DeviceArray((64,))], [DeviceArray((4, 64))], stream=0)
+except PluginError as exc:
+    print(exc)
+"""
+
+
+def test_enqueue_without_a_gpu_says_so():
+    # In a process that sees no device, on GPU machines too.
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PLUGKIT_LIBRARY=str(testing.built_library()))
+    result = subprocess.run([sys.executable, "-c", NO_GPU_ENQUEUE], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "enqueue needs a CUDA device" in result.stdout
 
 
 # ------------------------------------------------------------------ numerics (GPU)
