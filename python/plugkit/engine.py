@@ -307,8 +307,22 @@ class TensorInfo:
         return cls(data["name"], data["dtype"], tuple(data["shape"]), bool(data["is_input"]), profile)
 
 
+class _TensorsByRole:
+    """``inputs`` and ``outputs`` of a class with a ``tensors`` list of TensorInfo."""
+
+    tensors: list[TensorInfo]
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return [t for t in self.tensors if t.is_input]
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        return [t for t in self.tensors if not t.is_input]
+
+
 @dataclasses.dataclass
-class EngineMetadata:
+class EngineMetadata(_TensorsByRole):
     """What ``<engine>.json`` records about a build."""
 
     tensorrt_version: str
@@ -339,14 +353,6 @@ class EngineMetadata:
         data = {k: v for k, v in data.items() if k in known}
         data["tensors"] = [TensorInfo.from_dict(t) for t in data.get("tensors", [])]
         return cls(**data)
-
-    @property
-    def inputs(self) -> list[TensorInfo]:
-        return [t for t in self.tensors if t.is_input]
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return [t for t in self.tensors if not t.is_input]
 
 
 def metadata_path(engine_path: str | os.PathLike) -> Path:
@@ -856,7 +862,7 @@ def describe_engine_tensors(trt, engine) -> list[TensorInfo]:
     return tensors
 
 
-class Engine:
+class Engine(_TensorsByRole):
     """A deserialized engine, ready to run on torch CUDA tensors."""
 
     def __init__(self, trt, trt_engine, path: Path, metadata: EngineMetadata | None,
@@ -868,14 +874,6 @@ class Engine:
         self.plugins = plugins
         self.tensors = describe_engine_tensors(trt, trt_engine)
         self._runner = None
-
-    @property
-    def inputs(self) -> list[TensorInfo]:
-        return [t for t in self.tensors if t.is_input]
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return [t for t in self.tensors if not t.is_input]
 
     @property
     def precision(self) -> str:
