@@ -14,11 +14,9 @@ wheel=$(ls "$PWD"/.whl/kernel_lens-*.whl 2>/dev/null | head -n 1)
 [[ -n $wheel ]] && export PLUGKIT_TENSORRT_HEADERS_WHEEL="$wheel"
 variants=(  # name|CUDA flags (the knobs are at the top of plugins/rms_norm/rms_norm_kernel.cu)
   "default|"
-  "hints-always|-DPLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS=0"
-  "warp64-items2|-DPLUGKIT_RMS_NORM_WARP_ROW_VECTORS=64 -DPLUGKIT_RMS_NORM_WARP_ROW_ITEMS=2"
-  "warp64-items4|-DPLUGKIT_RMS_NORM_WARP_ROW_VECTORS=64 -DPLUGKIT_RMS_NORM_WARP_ROW_ITEMS=4"
-  "warp64-items4-scale-late|-DPLUGKIT_RMS_NORM_WARP_ROW_VECTORS=64 -DPLUGKIT_RMS_NORM_WARP_ROW_ITEMS=4 -DPLUGKIT_RMS_NORM_CACHE_SCALE_BYTES=0"
-  "warp-block512|-DPLUGKIT_RMS_NORM_WARP_ROW_BLOCK_THREADS=512"
+  "hints-always|-DPLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS=0 -DPLUGKIT_RMS_NORM_WARP_PLAIN_MAX_ITEMS=0"
+  "row-elements-16|-DPLUGKIT_RMS_NORM_WARP_ROW_ELEMENTS=16"
+  "small-grid-512|-DPLUGKIT_RMS_NORM_SMALL_GRID_THREADS=512"
 )
 names() { for v in "${variants[@]}"; do echo "${v%%|*}"; done; }
 

@@ -219,6 +219,10 @@ GPU_CASES = [
     ([[1001, 128], [128]], {}),                    # rows of a few lanes each
     ([[5, 2048], [2048]], {}),                     # fewer rows than multiprocessors
     ([[3, 7, 520], [520]], {}),                    # 65 vectors of 16-bit values: a row overhangs a warp
+    # Enough rows for several rows a thread (the last group partial, some threads past the end):
+    ([[70001, 64], [64]], {}),                     # several rows a warp, each of a few lanes
+    ([[8447, 256], [256]], {}),                    # a row a warp (fp32: two vectors a lane)
+    ([[40001, 30], [30]], {}),                     # one element a vector; lanes past the row's end
 ]
 
 

@@ -1,8 +1,9 @@
 // RMSNorm kernels. Memory-bound: each element of X is read once and each of Y
 // written once, so a row stays in registers between the sum of squares and the
-// normalization. Rows of up to 32 16-byte vectors share a block (a warp or less a
-// row, reduced with shuffles alone); wider rows get a block each; rows too long for
-// registers take a two-pass kernel.
+// normalization. Rows of up to 64 16-byte vectors get a warp or less (reduced with
+// shuffles alone), several rows a block, and several rows a thread when there are
+// rows enough; wider rows get a block each; rows too long for registers take a
+// two-pass kernel.
 #include "rms_norm_kernel.h"
 
 #include "plugkit/dispatch.h"
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 namespace plugkit::rms_norm
 {
@@ -26,10 +28,11 @@ namespace
 #ifndef PLUGKIT_RMS_NORM_MAX_THREADS
 #define PLUGKIT_RMS_NORM_MAX_THREADS 512
 #endif
-// Resident grid only (PERSISTENT_VECTORS): the next row's loads are issued before this row's
-// reduction when a thread's share of a row is at most this many bytes.
-#ifndef PLUGKIT_RMS_NORM_PREFETCH_BYTES
-#define PLUGKIT_RMS_NORM_PREFETCH_BYTES 64
+// The same for grids of fewer rows than multiprocessors (one partial wave: latency-bound, so
+// fewer loads a thread). H100 against torch.compile, 256 (128): 64x4096 fp32 1.10x (0.76x),
+// 64x2048 bf16 1.02x (0.97x), 5x2048 fp16 1.02x (0.96x).
+#ifndef PLUGKIT_RMS_NORM_SMALL_GRID_THREADS
+#define PLUGKIT_RMS_NORM_SMALL_GRID_THREADS 256
 #endif
 // A thread's share of the scale is loaded into registers together with X when it is at most this
 // many bytes, else read after the reduction. Early, it costs registers (fp16, 4 items a thread:
@@ -38,41 +41,64 @@ namespace
 #define PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES 64
 #endif
 // Cache hints for X and Y (see loadOnce). The register kernel marks them evict-first
-// when a thread holds more than PLAIN_MAX_ITEMS vectors of a row, or the grid is a single small
-// wave (no more than two blocks a multiprocessor); threads of fewer items in a large grid load and
-// store plainly. H100, against torch.compile: rows of 1024 16-bit values (1 item),
+// when a thread holds more than PLAIN_MAX_ITEMS vectors of a block-wide row, or the grid is a
+// single small wave (no more than two blocks a multiprocessor); threads of fewer items in a large
+// grid load and store plainly. H100, against torch.compile: rows of 1024 16-bit values (1 item),
 // 0.98x with hints, 1.01x without; rows of 4096 fp32 (8 items), 1.06x with, 1.03x without;
 // 64 rows of 2048 16-bit values (64 blocks), 2.5 us with, 2.7 us without. PLAIN_MAX_ITEMS 0: hints
 // always. The streaming kernel always uses them: its second read of X must find X in L2.
 #ifndef PLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS
 #define PLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS 2
 #endif
-// Rows of at least this many vectors get a grid of resident blocks that stride over rows (the
-// next row's loads overlap this row's reduction); 0 turns that off, and every row group gets its
-// own block. Off by default: on an H100 a block per row group was as fast or faster at every
-// benchmarked shape (rows of 32768 fp16: 94.4 vs 104.3 us; 65536: 96.4 vs 106.0 us).
-#ifndef PLUGKIT_RMS_NORM_PERSISTENT_VECTORS
-#define PLUGKIT_RMS_NORM_PERSISTENT_VECTORS 0
+// The same for rows of a warp, counting the vectors of all of a thread's rows. H100, rows of
+// 256 elements: plain up to 8 vectors (fp32: 4 rows of 2) 1.00-1.05x against torch.compile,
+// hints on 0.95-1.04x.
+#ifndef PLUGKIT_RMS_NORM_WARP_PLAIN_MAX_ITEMS
+#define PLUGKIT_RMS_NORM_WARP_PLAIN_MAX_ITEMS 8
 #endif
 // Rows of at most this many vectors get a warp or less each: their threads reduce with shuffles
 // alone, and a block holds several rows. Wider rows get a block each (one barrier a row).
+// 64: fp32 rows of 256 take a warp with 2 vectors a lane (H100, 16384x256 fp32 alone under
+// Nsight Compute: 11.5 us, against 13.0 us as 64-thread blocks).
 #ifndef PLUGKIT_RMS_NORM_WARP_ROW_VECTORS
-#define PLUGKIT_RMS_NORM_WARP_ROW_VECTORS 32
+#define PLUGKIT_RMS_NORM_WARP_ROW_VECTORS 64
 #endif
 // Fewest 16-byte vectors a thread of such a row loads (more bytes in flight a thread, fewer lanes a row).
 #ifndef PLUGKIT_RMS_NORM_WARP_ROW_ITEMS
 #define PLUGKIT_RMS_NORM_WARP_ROW_ITEMS 1
 #endif
-// Threads of a block of rows of a warp or less.
+// Threads of a block of rows of a warp or less, one row a thread.
 #ifndef PLUGKIT_RMS_NORM_WARP_ROW_BLOCK_THREADS
 #define PLUGKIT_RMS_NORM_WARP_ROW_BLOCK_THREADS 256
+#endif
+// Elements of X a thread of such rows holds: ROWS = this / (its share of one row) rows a
+// thread, at most kMaxRowsPerThread, their loads all in flight before the first reduction.
+// 32 (1024 a warp) is what torch.compile's persistent reductions hold. H100, 16384x256 fp32
+// against torch.compile: 32 elements (4 rows of 2 vectors) 1.01x, 16 (2 rows) 0.95x.
+#ifndef PLUGKIT_RMS_NORM_WARP_ROW_ELEMENTS
+#define PLUGKIT_RMS_NORM_WARP_ROW_ELEMENTS 32
+#endif
+// ... but one row a thread when several would leave fewer warps than this a multiprocessor
+// (2048x256 fp16: 4 rows a thread in 512 warps, 0.90x; one row a thread, 1.01x).
+#ifndef PLUGKIT_RMS_NORM_WARP_ROW_MIN_WARPS
+#define PLUGKIT_RMS_NORM_WARP_ROW_MIN_WARPS 16
+#endif
+// Threads of a block whose threads hold several rows each: one warp, as torch.compile's
+// (16384x256 fp16: 1.00x, against 0.98x in blocks of 256 threads).
+#ifndef PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS
+#define PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS 32
 #endif
 constexpr int kThreadsPerRow = PLUGKIT_RMS_NORM_THREADS;
 constexpr int kMaxThreadsPerRow = PLUGKIT_RMS_NORM_MAX_THREADS; // 512: 128 registers a thread for 16 items
 constexpr int kMaxItems = 16;          // 16-byte vectors a thread keeps in registers
+constexpr int kMaxRowsPerThread = 4; // 8 rows of one fp32 vector spilled (262144x128)
 constexpr int kWarpRowBlockThreads = PLUGKIT_RMS_NORM_WARP_ROW_BLOCK_THREADS;
+static_assert(PLUGKIT_RMS_NORM_WARP_ROW_ITEMS > 0 && (PLUGKIT_RMS_NORM_WARP_ROW_ITEMS & (PLUGKIT_RMS_NORM_WARP_ROW_ITEMS - 1)) == 0,
+    "items a thread: a power of two");
 static_assert(PLUGKIT_RMS_NORM_WARP_ROW_VECTORS <= 32 * kMaxItems, "a warp holds at most 32 x kMaxItems vectors");
 static_assert(kWarpRowBlockThreads % 32 == 0 && kWarpRowBlockThreads <= kMaxThreadsPerRow, "whole warps a block");
+static_assert(PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS % 32 == 0 &&
+        PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS <= kMaxThreadsPerRow, "whole warps a block");
 constexpr int kStreamingThreads = 1024;
 
 // Loads of X and stores of Y, with EVICT_FIRST as ld/st.global.cs (first to leave L1 and L2).
@@ -120,56 +146,110 @@ __device__ __forceinline__ void keepRaw(V& v)
     }
 }
 
+template <int VEC>
+using Floats = float[VEC];
+
 template <typename T, int VEC>
-__device__ __forceinline__ float sumOfSquares(Vec<T, VEC> const& in)
+__device__ __forceinline__ void toFloats(Vec<T, VEC> const& in, Floats<VEC>& out)
+{
+#pragma unroll
+    for (int k = 0; k < VEC; ++k)
+    {
+        out[k] = toFloat(in.v[k]);
+    }
+}
+
+template <int VEC>
+__device__ __forceinline__ float sumOfSquares(Floats<VEC> const& v)
 {
     float s = 0.0F;
 #pragma unroll
     for (int k = 0; k < VEC; ++k)
     {
-        float const v = toFloat(in.v[k]);
-        s += v * v;
+        s += v[k] * v[k];
     }
     return s;
 }
 
-template <typename T, typename S, int VEC>
-__device__ __forceinline__ Vec<T, VEC> normalize(Vec<T, VEC> const& in, Vec<S, VEC> const& scale, float inv)
+// x * inv * scale, rounded to T: two elements a conversion for 16-bit types.
+template <typename T, int VEC>
+__device__ __forceinline__ Vec<T, VEC> normalize(Floats<VEC> const& x, Floats<VEC> const& scale, float inv)
 {
     Vec<T, VEC> out;
+    constexpr bool kPairs = VEC % 2 == 0 && sizeof(T) == 2;
 #pragma unroll
-    for (int k = 0; k < VEC; ++k)
+    for (int k = 0; k < VEC; k += kPairs ? 2 : 1)
     {
-        out.v[k] = fromFloat<T>(toFloat(in.v[k]) * inv * toFloat(scale.v[k]));
+        float const a = x[k] * inv * scale[k];
+        if constexpr (kPairs)
+        {
+            float const b = x[k + 1] * inv * scale[k + 1];
+            if constexpr (std::is_same_v<T, __half>)
+            {
+                *reinterpret_cast<__half2*>(&out.v[k]) = __floats2half2_rn(a, b);
+            }
+            else
+            {
+                *reinterpret_cast<__nv_bfloat162*>(&out.v[k]) = __floats2bfloat162_rn(a, b);
+            }
+        }
+        else
+        {
+            out.v[k] = fromFloat<T>(a);
+        }
     }
     return out;
 }
 
-// Sum over groups of `width` consecutive lanes (a power of two up to 32).
-__device__ __forceinline__ float groupSum(float v, int width)
+// Sums of N values, each over groups of `lanes` consecutive lanes (a power of two up to 32).
+// Every shuffle is issued and the N chains interleave; a value from across groups is masked to
+// +0 rather than branched around (branches here made the compiler duplicate the shuffles).
+template <int N>
+__device__ __forceinline__ void laneSums(float (&v)[N], int lanes)
+{
+    if (lanes == 32) // a row a warp: no masks
+    {
+#pragma unroll
+        for (int offset = 16; offset > 0; offset >>= 1)
+        {
+#pragma unroll
+            for (int n = 0; n < N; ++n)
+            {
+                v[n] += __shfl_xor_sync(0xffffffffU, v[n], offset);
+            }
+        }
+        return;
+    }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1)
+    {
+        unsigned keep = offset < lanes ? 0xffffffffU : 0U;
+        asm("" : "+r"(keep)); // opaque, or the compiler branches on it after all
+#pragma unroll
+        for (int n = 0; n < N; ++n)
+        {
+            float const other = __shfl_xor_sync(0xffffffffU, v[n], offset);
+            v[n] += __uint_as_float(__float_as_uint(other) & keep);
+        }
+    }
+}
+
+__device__ __forceinline__ float warpSum(float v)
 {
 #pragma unroll
     for (int offset = 16; offset > 0; offset >>= 1)
     {
-        if (offset < width)
-        {
-            v += __shfl_xor_sync(0xffffffffU, v, offset);
-        }
+        v += __shfl_xor_sync(0xffffffffU, v, offset);
     }
     return v;
 }
 
-// Sum over the threads of one row (threadIdx.x). A block is either one row of
-// blockDim.x >= 64 threads, or blockDim.y rows of blockDim.x <= 32 threads each.
+// Sum over the threads of a block that holds one row (whole warps, at least two).
 // `partial` alternates between two buffers from row to row (parity), so one
 // barrier a row keeps the next row's writes away from this row's reads.
-__device__ __forceinline__ float rowSum(float v, int parity)
+__device__ __forceinline__ float blockSum(float v, int parity)
 {
-    if (blockDim.x <= 32)
-    {
-        return groupSum(v, blockDim.x);
-    }
-    v = groupSum(v, 32);
+    v = warpSum(v);
     __shared__ float partial[2][32];
     int const lane = threadIdx.x & 31;
     int const warp = threadIdx.x >> 5;
@@ -179,101 +259,147 @@ __device__ __forceinline__ float rowSum(float v, int parity)
     }
     __syncthreads();
     // Every warp adds up all partials, so every thread has the total after one barrier.
-    v = lane < static_cast<int>(blockDim.x >> 5) ? partial[parity][lane] : 0.0F;
-    return groupSum(v, 32);
+    return warpSum(lane < static_cast<int>(blockDim.x >> 5) ? partial[parity][lane] : 0.0F);
 }
 
 // One pass: the row stays in registers (ITEMS vectors of VEC elements a thread).
-// Blocks stride over rows, blockDim.y rows at a time. The scale is loaded once into
-// registers when it fits in a few. A RESIDENT grid (fewer blocks than row groups) has
-// the next row's loads in flight while one row is reduced and written; a grid of a
-// block a row group does not spend the registers on that (they cost occupancy).
-template <typename T, typename S, int VEC, int ITEMS, bool RESIDENT, bool EVICT_FIRST>
-__global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(
-    T const* __restrict__ x, S const* __restrict__ scale, T* __restrict__ y, int64_t rows, int cols, float epsilon)
+// WARP: rows of a warp or less (blockDim.x <= 32 lanes a row, reduced with shuffles alone);
+// a block holds blockDim.y x ROWS rows, thread (x, y) rows y * ROWS ... y * ROWS + ROWS - 1
+// of its block's group, all their loads issued before the first reduction.
+// Otherwise a block holds one row (ROWS 1) and reduces it with one barrier.
+// Blocks stride over row groups when the grid has fewer blocks than groups. The scale is
+// loaded once into registers when it fits in a few.
+template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP, bool EVICT_FIRST>
+__global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __restrict__ x,
+    S const* __restrict__ scale, T* __restrict__ y, int64_t rows, int cols, float invCols, float epsilon)
 {
+    static_assert(WARP || ROWS == 1, "a block-wide row is one row a thread");
     constexpr bool kCacheScale = ITEMS * VEC * sizeof(S) <= PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES;
-    constexpr bool kPrefetch = RESIDENT && ITEMS * VEC * sizeof(T) <= PLUGKIT_RMS_NORM_PREFETCH_BYTES;
+    // The scale in fp32 once for all of a thread's rows, when there are several.
+    constexpr bool kScaleFloats = ROWS > 1;
     using XVec = Vec<T, VEC>;
     using SVec = Vec<S, VEC>;
+    // Recomputed where used: arrays of them would cost registers (spills at 16 items).
     auto column = [&](int i) { return (i * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x)) * VEC; };
-    auto loadRow = [&](int64_t row, XVec (&items)[ITEMS]) {
-#pragma unroll
-        for (int i = 0; i < ITEMS; ++i)
-        {
-            if (row < rows && column(i) < cols)
-            {
-                items[i] = loadOnce<EVICT_FIRST>(reinterpret_cast<XVec const*>(x + row * cols + column(i)));
-            }
-        }
-    };
-
+    auto inRow = [&](int i) { return column(i) < cols; };
+    // Rows of a warp: columns past the row's end read its first vector and count for nothing, so
+    // that loads and sums need no branches (stores are predicated). Block-wide rows of many
+    // items a thread skip them instead: the branch-free form costs registers there (spills at 16).
+    auto loadColumn = [&](int i) { return inRow(i) ? column(i) : 0; };
     SVec scaleItems[kCacheScale ? ITEMS : 1];
     if constexpr (kCacheScale)
     {
 #pragma unroll
         for (int i = 0; i < ITEMS; ++i)
         {
-            if (column(i) < cols)
+            if (WARP || inRow(i))
             {
-                scaleItems[i] = *reinterpret_cast<SVec const*>(scale + column(i));
+                scaleItems[i] = *reinterpret_cast<SVec const*>(scale + loadColumn(i));
             }
         }
     }
-    int64_t const rowStride = static_cast<int64_t>(gridDim.x) * blockDim.y;
-    int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
-    XVec items[ITEMS];
-    if constexpr (kPrefetch)
+    auto scaleAt = [&](int i, Floats<VEC>& w) {
+        SVec raw;
+        if constexpr (kCacheScale)
+        {
+            raw = scaleItems[i];
+            keepRaw(raw); // converted here, not held as fp32 across the reduction
+        }
+        else
+        {
+            raw = *reinterpret_cast<SVec const*>(scale + column(i));
+        }
+        toFloats(raw, w);
+    };
+    int64_t const groupRows = static_cast<int64_t>(blockDim.y) * ROWS;
+    // All threads of a block run the same iterations: blockSum has a barrier.
+    for (int64_t first = blockIdx.x * groupRows, parity = 0; first < rows;
+         first += gridDim.x * groupRows, parity ^= 1)
     {
-        loadRow(row, items);
-    }
-    // All threads of a block run the same iterations: rowSum has a barrier.
-    for (int64_t first = row - threadIdx.y, parity = 0; first < rows; first += rowStride, row += rowStride, parity ^= 1)
-    {
-        if constexpr (!kPrefetch)
-        {
-            loadRow(row, items);
-        }
-        float sumSquares = 0.0F;
+        // A thread's rows are row0 ... row0 + ROWS - 1. Rows past the last (in the last group)
+        // read the last row instead and store nothing: loads and reductions need no bounds
+        // checks of their own. offset(r): row r's first element (r * cols fits an int: ROWS > 1
+        // only for rows of a warp).
+        int64_t const row0 = first + static_cast<int64_t>(threadIdx.y) * ROWS;
+        int64_t const start = min(row0, rows - 1) * cols;
+        int const lastRow = static_cast<int>(max(min(rows - 1 - row0, static_cast<int64_t>(ROWS - 1)), int64_t{0}));
+        auto offset = [&](int r) { return start + min(r, lastRow) * cols; };
+        XVec items[ROWS][ITEMS];
+        float sums[ROWS];
 #pragma unroll
-        for (int i = 0; i < ITEMS; ++i)
-        {
-            if (row < rows && column(i) < cols)
-            {
-                sumSquares += sumOfSquares(items[i]);
-            }
-        }
-        XVec next[kPrefetch ? ITEMS : 1];
-        if constexpr (kPrefetch)
-        {
-            loadRow(row + rowStride, next);
-        }
-        float const inv = rsqrtf(rowSum(sumSquares, static_cast<int>(parity)) / static_cast<float>(cols) + epsilon);
-#pragma unroll
-        for (int i = 0; i < ITEMS; ++i)
-        {
-            keepRaw(items[i]);
-            if (row < rows && column(i) < cols)
-            {
-                SVec s;
-                if constexpr (kCacheScale)
-                {
-                    s = scaleItems[i];
-                    keepRaw(s); // converted here, not held as fp32 across the reduction
-                }
-                else
-                {
-                    s = *reinterpret_cast<SVec const*>(scale + column(i));
-                }
-                storeOnce<EVICT_FIRST>(reinterpret_cast<XVec*>(y + row * cols + column(i)), normalize(items[i], s, inv));
-            }
-        }
-        if constexpr (kPrefetch)
+        for (int r = 0; r < ROWS; ++r)
         {
 #pragma unroll
             for (int i = 0; i < ITEMS; ++i)
             {
-                items[i] = next[i];
+                if (WARP || inRow(i))
+                {
+                    items[r][i] = loadOnce<EVICT_FIRST>(reinterpret_cast<XVec const*>(x + offset(r) + loadColumn(i)));
+                }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r)
+        {
+            sums[r] = 0.0F;
+#pragma unroll
+            for (int i = 0; i < ITEMS; ++i)
+            {
+                if (WARP || inRow(i))
+                {
+                    Floats<VEC> v;
+                    toFloats(items[r][i], v);
+                    float const squares = sumOfSquares(v);
+                    sums[r] += inRow(i) ? squares : 0.0F;
+                }
+            }
+        }
+        if constexpr (WARP)
+        {
+            laneSums(sums, static_cast<int>(blockDim.x));
+        }
+        else
+        {
+            sums[0] = blockSum(sums[0], static_cast<int>(parity));
+        }
+        Floats<VEC> scaleFloats[kScaleFloats ? ITEMS : 1];
+        if constexpr (kScaleFloats)
+        {
+#pragma unroll
+            for (int i = 0; i < ITEMS; ++i)
+            {
+                scaleAt(i, scaleFloats[i]);
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r)
+        {
+            float const inv = rsqrtf(sums[r] * invCols + epsilon);
+#pragma unroll
+            for (int i = 0; i < ITEMS; ++i)
+            {
+                keepRaw(items[r][i]);
+                if (WARP || (row0 + r < rows && inRow(i)))
+                {
+                    // Rows of a warp: computed for every row and column, only the store predicated.
+                    Floats<VEC> v;
+                    toFloats(items[r][i], v);
+                    XVec out;
+                    if constexpr (kScaleFloats)
+                    {
+                        out = normalize<T>(v, scaleFloats[i], inv);
+                    }
+                    else
+                    {
+                        Floats<VEC> w;
+                        scaleAt(i, w);
+                        out = normalize<T>(v, w, inv);
+                    }
+                    if (row0 + r < rows && inRow(i))
+                    {
+                        storeOnce<EVICT_FIRST>(reinterpret_cast<XVec*>(y + offset(r) + column(i)), out);
+                    }
+                }
             }
         }
     }
@@ -283,7 +409,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(
 // read mostly hits L2, which holds the rows of all resident blocks.
 template <typename T, typename S, int VEC>
 __global__ void __launch_bounds__(kStreamingThreads) streamingKernel(
-    T const* __restrict__ x, S const* __restrict__ scale, T* __restrict__ y, int64_t cols, float epsilon)
+    T const* __restrict__ x, S const* __restrict__ scale, T* __restrict__ y, int64_t cols, float invCols, float epsilon)
 {
     T const* xRow = x + static_cast<int64_t>(blockIdx.x) * cols;
     T* yRow = y + static_cast<int64_t>(blockIdx.x) * cols;
@@ -291,14 +417,18 @@ __global__ void __launch_bounds__(kStreamingThreads) streamingKernel(
     float sumSquares = 0.0F;
     for (int64_t col = static_cast<int64_t>(threadIdx.x) * VEC; col < cols; col += step)
     {
-        sumSquares += sumOfSquares(*reinterpret_cast<Vec<T, VEC> const*>(xRow + col));
+        Floats<VEC> v;
+        toFloats(*reinterpret_cast<Vec<T, VEC> const*>(xRow + col), v);
+        sumSquares += sumOfSquares(v);
     }
-    float const inv = rsqrtf(rowSum(sumSquares, 0) / static_cast<float>(cols) + epsilon);
+    float const inv = rsqrtf(blockSum(sumSquares, 0) * invCols + epsilon);
     for (int64_t col = static_cast<int64_t>(threadIdx.x) * VEC; col < cols; col += step)
     {
-        Vec<T, VEC> const in = loadOnce<true>(reinterpret_cast<Vec<T, VEC> const*>(xRow + col));
-        storeOnce<true>(reinterpret_cast<Vec<T, VEC>*>(yRow + col),
-            normalize(in, *reinterpret_cast<Vec<S, VEC> const*>(scale + col), inv));
+        Floats<VEC> v;
+        Floats<VEC> w;
+        toFloats(loadOnce<true>(reinterpret_cast<Vec<T, VEC> const*>(xRow + col)), v);
+        toFloats(*reinterpret_cast<Vec<S, VEC> const*>(scale + col), w);
+        storeOnce<true>(reinterpret_cast<Vec<T, VEC>*>(yRow + col), normalize<T>(v, w, inv));
     }
 }
 
@@ -323,40 +453,7 @@ int multiprocessorCount()
     return multiprocessors;
 }
 
-// A block a row group, or (resident grid) as many blocks as are resident at once, striding over the rows.
-template <typename T, typename S, int VEC, int ITEMS>
-void launchRegister(
-    Problem const& p, S const* scale, dim3 block, bool resident, int64_t multiprocessors, cudaStream_t stream)
-{
-    int64_t grid = ceilDiv(p.rows, block.y);
-    auto* kernel = registerKernel<T, S, VEC, ITEMS, false, true>;
-    // Plain loads and stores: instantiated only for few items a thread and 16-byte vectors (the
-    // hints apply to those alone).
-    if constexpr (ITEMS <= PLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS && VEC * sizeof(T) == 16)
-    {
-        if (grid > 2 * multiprocessors)
-        {
-            kernel = registerKernel<T, S, VEC, ITEMS, false, false>;
-        }
-    }
-    // Instantiated only where a knob turns the resident grid on.
-    if constexpr (PLUGKIT_RMS_NORM_PERSISTENT_VECTORS > 0)
-    {
-        if (resident)
-        {
-            kernel = registerKernel<T, S, VEC, ITEMS, true, true>;
-            int blocksPerMultiprocessor = 0;
-            PLUGKIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                &blocksPerMultiprocessor, kernel, static_cast<int>(block.x * block.y), 0));
-            grid = std::min(grid, multiprocessors * std::max(blocksPerMultiprocessor, 1));
-        }
-    }
-    PLUGKIT_CHECK(grid <= INT32_MAX, "too many rows (" << p.rows << ") for one launch");
-    kernel<<<static_cast<unsigned>(grid), block, 0, stream>>>(static_cast<T const*>(p.x), scale,
-        static_cast<T*>(p.y), p.rows, static_cast<int>(p.cols), p.epsilon);
-}
-
-int64_t nextPowerOfTwo(int64_t n)
+constexpr int64_t nextPowerOfTwo(int64_t n)
 {
     int64_t p = 1;
     while (p < n)
@@ -364,6 +461,55 @@ int64_t nextPowerOfTwo(int64_t n)
         p *= 2;
     }
     return p;
+}
+
+// registerKernel over `blocks` blocks of `block` threads.
+template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP>
+void launchRegister(Problem const& p, S const* scale, dim3 block, int64_t blocks, int64_t multiprocessors,
+    cudaStream_t stream)
+{
+    auto* kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, true>;
+    // Plain loads and stores: instantiated only for few vectors a thread and 16-byte vectors
+    // (the hints apply to those alone).
+    constexpr int kPlainMaxItems = WARP ? PLUGKIT_RMS_NORM_WARP_PLAIN_MAX_ITEMS : PLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS;
+    if constexpr (ITEMS * ROWS <= kPlainMaxItems && VEC * sizeof(T) == 16)
+    {
+        if (blocks > 2 * multiprocessors)
+        {
+            kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, false>;
+        }
+    }
+    PLUGKIT_CHECK(blocks <= INT32_MAX, "too many rows (" << p.rows << ") for one launch");
+    kernel<<<static_cast<unsigned>(blocks), block, 0, stream>>>(static_cast<T const*>(p.x), scale,
+        static_cast<T*>(p.y), p.rows, static_cast<int>(p.cols), 1.0F / static_cast<float>(p.cols), p.epsilon);
+}
+
+// Rows of a warp or less (`lanes` threads a row): several rows a block, and several rows a
+// thread while that leaves at least WARP_ROW_MIN_WARPS warps a multiprocessor.
+template <typename T, typename S, int VEC, int ITEMS>
+void launchWarpRows(Problem const& p, S const* scale, int64_t lanes, int64_t multiprocessors, cudaStream_t stream)
+{
+    constexpr int kRows = std::clamp(PLUGKIT_RMS_NORM_WARP_ROW_ELEMENTS / (ITEMS * VEC), 1, kMaxRowsPerThread);
+    int64_t const rowsPerWarp = 32 / lanes;
+    bool const manyRows =
+        kRows > 1 && ceilDiv(p.rows, rowsPerWarp * kRows) >= multiprocessors * PLUGKIT_RMS_NORM_WARP_ROW_MIN_WARPS;
+    int64_t const rowsPerThread = manyRows ? kRows : 1;
+    // Fewer rows a block when that would leave multiprocessors idle.
+    int64_t rowsPerBlock = (manyRows ? PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS : kWarpRowBlockThreads) / lanes;
+    while (rowsPerBlock > 1 && ceilDiv(p.rows, rowsPerBlock * rowsPerThread) < multiprocessors)
+    {
+        rowsPerBlock /= 2;
+    }
+    dim3 const block(static_cast<unsigned>(lanes), static_cast<unsigned>(rowsPerBlock));
+    int64_t const blocks = ceilDiv(p.rows, rowsPerBlock * rowsPerThread);
+    if (manyRows)
+    {
+        launchRegister<T, S, VEC, ITEMS, kRows, true>(p, scale, block, blocks, multiprocessors, stream);
+    }
+    else
+    {
+        launchRegister<T, S, VEC, ITEMS, 1, true>(p, scale, block, blocks, multiprocessors, stream);
+    }
 }
 
 template <typename T, typename S, int VEC>
@@ -374,13 +520,12 @@ void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
     {
         PLUGKIT_CHECK(p.rows <= INT32_MAX, "too many rows (" << p.rows << ") for one launch");
         streamingKernel<T, S, VEC><<<static_cast<unsigned>(p.rows), kStreamingThreads, 0, stream>>>(
-            static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.cols, p.epsilon);
+            static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.cols, 1.0F / static_cast<float>(p.cols),
+            p.epsilon);
         return;
     }
     int64_t const multiprocessors = multiprocessorCount();
     int items = 1;
-    int64_t threadsPerRow = 0;
-    dim3 block;
     if (vectors <= PLUGKIT_RMS_NORM_WARP_ROW_VECTORS)
     {
         // A warp or less a row, each thread at least WARP_ROW_ITEMS vectors (no more than the row has).
@@ -389,34 +534,37 @@ void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
         {
             items *= 2;
         }
-        threadsPerRow = nextPowerOfTwo(ceilDiv(vectors, items));
-        // Several rows a block, but no fewer blocks than multiprocessors while rows allow.
-        int64_t rowsPerBlock = kWarpRowBlockThreads / threadsPerRow;
-        while (rowsPerBlock > 1 && ceilDiv(p.rows, rowsPerBlock) < multiprocessors)
+        int64_t const lanes = nextPowerOfTwo(ceilDiv(vectors, items));
+        // Only the item counts these rows can take are instantiated.
+        constexpr int kWarpItems = std::max<int>(
+            PLUGKIT_RMS_NORM_WARP_ROW_ITEMS, nextPowerOfTwo(ceilDiv(PLUGKIT_RMS_NORM_WARP_ROW_VECTORS, 32)));
+        PLUGKIT_CHECK(items <= kWarpItems, "internal: " << items << " items a thread for rows of a warp");
+        switch (items)
         {
-            rowsPerBlock /= 2;
+        case 1: launchWarpRows<T, S, VEC, 1>(p, scale, lanes, multiprocessors, stream); break;
+        case 2: if constexpr (kWarpItems >= 2) { launchWarpRows<T, S, VEC, 2>(p, scale, lanes, multiprocessors, stream); } break;
+        case 4: if constexpr (kWarpItems >= 4) { launchWarpRows<T, S, VEC, 4>(p, scale, lanes, multiprocessors, stream); } break;
+        case 8: if constexpr (kWarpItems >= 8) { launchWarpRows<T, S, VEC, 8>(p, scale, lanes, multiprocessors, stream); } break;
+        default: if constexpr (kWarpItems >= 16) { launchWarpRows<T, S, VEC, 16>(p, scale, lanes, multiprocessors, stream); } break;
         }
-        block = dim3(static_cast<unsigned>(threadsPerRow), static_cast<unsigned>(rowsPerBlock));
+        return;
     }
-    else
+    // A block a row: the fewest items a thread (up to 16) that keep a row within kThreadsPerRow
+    // threads (SMALL_GRID_THREADS when the rows are fewer than multiprocessors); rows wider than
+    // that at 16 items get up to 512 threads.
+    int64_t const threadsPerRow = p.rows < multiprocessors ? PLUGKIT_RMS_NORM_SMALL_GRID_THREADS : kThreadsPerRow;
+    while (items < kMaxItems && ceilDiv(vectors, items) > threadsPerRow)
     {
-        // Fewest items a thread (up to 16) that keep a row within kThreadsPerRow threads; rows
-        // wider than that at 16 items get up to 512 threads.
-        while (items < kMaxItems && ceilDiv(vectors, items) > kThreadsPerRow)
-        {
-            items *= 2;
-        }
-        threadsPerRow = ceilDiv(ceilDiv(vectors, items), 32) * 32;
-        block = dim3(static_cast<unsigned>(threadsPerRow), 1U);
+        items *= 2;
     }
-    bool const resident = PLUGKIT_RMS_NORM_PERSISTENT_VECTORS > 0 && vectors >= PLUGKIT_RMS_NORM_PERSISTENT_VECTORS;
+    dim3 const block(static_cast<unsigned>(ceilDiv(ceilDiv(vectors, items), 32) * 32), 1U);
     switch (items)
     {
-    case 1: launchRegister<T, S, VEC, 1>(p, scale, block, resident, multiprocessors, stream); break;
-    case 2: launchRegister<T, S, VEC, 2>(p, scale, block, resident, multiprocessors, stream); break;
-    case 4: launchRegister<T, S, VEC, 4>(p, scale, block, resident, multiprocessors, stream); break;
-    case 8: launchRegister<T, S, VEC, 8>(p, scale, block, resident, multiprocessors, stream); break;
-    default: launchRegister<T, S, VEC, 16>(p, scale, block, resident, multiprocessors, stream); break;
+    case 1: launchRegister<T, S, VEC, 1, 1, false>(p, scale, block, p.rows, multiprocessors, stream); break;
+    case 2: launchRegister<T, S, VEC, 2, 1, false>(p, scale, block, p.rows, multiprocessors, stream); break;
+    case 4: launchRegister<T, S, VEC, 4, 1, false>(p, scale, block, p.rows, multiprocessors, stream); break;
+    case 8: launchRegister<T, S, VEC, 8, 1, false>(p, scale, block, p.rows, multiprocessors, stream); break;
+    default: launchRegister<T, S, VEC, 16, 1, false>(p, scale, block, p.rows, multiprocessors, stream); break;
     }
 }
 

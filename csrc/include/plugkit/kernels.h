@@ -79,7 +79,7 @@ inline Broadcast broadcast(nvinfer1::Dims const& in, nvinfer1::Dims const& out)
     return b;
 }
 
-inline int64_t ceilDiv(int64_t a, int64_t b)
+constexpr int64_t ceilDiv(int64_t a, int64_t b)
 {
     return (a + b - 1) / b;
 }
