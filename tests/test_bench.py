@@ -40,3 +40,41 @@ def test_without_baselines_extra_libraries_compare_with_the_first():
     line = bench.format_row(r)
     assert line.split()[-2:] == ["4.0", "0.50x"]
     assert " - " in line  # no eager or compile times
+
+
+def test_profile_without_a_gpu_says_so():
+    from test_cli import plugkit
+
+    result = plugkit("bench", "rms_norm", "--profile", "--shapes", "64x256;256", env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 2 and "benchmarks need a CUDA device" in result.stderr
+
+
+@pytest.mark.gpu
+def test_profile_launches_each_contender_once_in_the_profiler_window():
+    import torch
+
+    from plugkit import testing
+    from plugkit.ops import get_schema
+
+    schema = get_schema("RMSNorm")
+    libraries = [testing.plugin_library()] * 2
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        names = bench.profile_case(libraries, schema, [(64, 256), (256,)], "float16", None)
+    assert names == ["plugin0", "plugin1", "eager", "compile"]
+    kernels = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    # Three warm-up launches of each contender, then one each in the window.
+    assert sum("registerKernel" in k for k in kernels) == 2 * 4
+
+
+@pytest.mark.gpu
+def test_run_times_every_contender_of_a_case():
+    from plugkit import testing
+    from plugkit.ops import get_schema
+
+    lines = []
+    rows = bench.run([testing.plugin_library()] * 2, get_schema("RMSNorm"), ["float16"],
+                     [{"inputs": [(64, 256), (256,)]}], echo=lines.append, rounds=2)
+    row, = rows
+    assert len(row.plugin_us) == 2 and all(t > 0 for t in row.plugin_us)
+    assert row.eager_us > 0 and row.compile_us > 0 and all(r > 0 for r in row.vs_compile)
+    assert lines[0].startswith("device: ") and lines[1] == bench.format_row(row)

@@ -12,7 +12,9 @@ The launches of a graph rotate through copies of the case's tensors, enough
 copies to hold twice the device's L2 cache, so that each launch finds its data
 in device memory as a layer of a large network would, not left in L2 by the
 launch before it (``warm=True`` replays one set, which a small case then reads
-from L2). Bandwidth counts each input read once and each output written once,
+from L2), and before each graph an untimed write of twice the L2 cache leaves L2
+full of dirty lines, the same for every contender, so that none pays for the writes
+of the one it follows. Bandwidth counts each input read once and each output written once,
 and is set against the device's device-to-device copy bandwidth, measured in
 the same run.
 """
@@ -46,11 +48,18 @@ class BenchRow:
         return self.gbps(library) / self.copy_gbps
 
 
-def time_graphs(fns: Mapping[str, Callable[[], Any]], launches: int = 20, rounds: int = 15) -> dict[str, list[float]]:
+def time_graphs(fns: Mapping[str, Callable[[], Any]], launches: int = 20, rounds: int = 15,
+                scrub: bool = True) -> dict[str, list[float]]:
     """Microseconds of one call of each fn, one entry per round. Each fn is captured ``launches``
     times in its own CUDA graph; a round replays each graph once, in turn, between CUDA events,
-    starting with the next contender each round (no place in the order is always someone's)."""
+    starting with the next contender each round (no place in the order is always someone's).
+    With ``scrub``, a write of twice the L2 cache precedes each replay, untimed: every
+    contender then starts with L2 full of dirty lines of its own (to be written back, as in
+    a network's steady state), not with what the contender before it left there (in the
+    cyclic order, each contender always follows the same one)."""
     import torch
+
+    scrub_buffer = torch.empty(2 * l2_cache_bytes() // 4, device="cuda") if scrub else None
 
     graphs = {}
     for name, fn in fns.items():
@@ -73,6 +82,8 @@ def time_graphs(fns: Mapping[str, Callable[[], Any]], launches: int = 20, rounds
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:  # each contender leads a round in turn
             graph = graphs[name]
+            if scrub_buffer is not None:
+                scrub_buffer.zero_()
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             graph.replay()
@@ -95,24 +106,29 @@ def copy_bandwidth(nbytes: int = 1 << 30) -> float:
     src = torch.rand(nbytes // 4, device="cuda")
     dst = torch.empty_like(src)
     times = time_graphs({"memcpy": lambda: dst.copy_(src), "kernel": lambda: torch.mul(src, 1.0, out=dst)},
-                        launches=5, rounds=10)
+                        launches=5, rounds=10, scrub=False)
     return 2 * nbytes / (min(statistics.median(t) for t in times.values()) * 1e-6) / 1e9
 
 
 def tensor_sets(nbytes: int, warm: bool = False) -> int:
     """Copies of a case's tensors its launches rotate through: enough to hold twice the L2
     cache, so that a copy has left L2 by the time it comes round again; one when ``warm``."""
-    import torch
-
     if warm or nbytes == 0:
         return 1
-    l2_bytes = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "L2_cache_size", 64 << 20)
-    return max(1, min(math.ceil(2 * l2_bytes / nbytes), 4096))
+    return max(1, min(math.ceil(2 * l2_cache_bytes() / nbytes), 4096))
 
 
-def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
-               attrs: Mapping[str, Any] | None, copy_gbps: float, baselines: bool = True,
-               rounds: int = 15, warm: bool = False) -> BenchRow:
+def l2_cache_bytes() -> int:
+    import torch
+
+    return getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "L2_cache_size", 64 << 20)
+
+
+def contenders(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
+               attrs: Mapping[str, Any] | None, baselines: bool = True,
+               warm: bool = False) -> tuple[dict[str, Callable[[], Any]], int, int]:
+    """One launch of each contender (``plugin0``, ``plugin1``..., ``eager``, ``compile``) as a
+    function that takes the next set of tensors in turn; the bytes one launch moves; the sets."""
     import torch
 
     from .testing import random_inputs
@@ -125,7 +141,6 @@ def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
     nbytes = sum(t.numel() * t.element_size() for t in list(inputs) + list(outputs))
     sets = [(inputs, outputs)] + [([t.clone() for t in inputs], prepared[0].allocate_outputs(inputs[0]))
                                   for _ in range(tensor_sets(nbytes, warm) - 1)]
-    launches = len(sets) * math.ceil(20 / len(sets))
 
     def rotating(call: Callable[[int, list, list], Any]) -> Callable[[], Any]:
         turn = itertools.cycle(range(len(sets)))
@@ -148,7 +163,14 @@ def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
         fns["eager"] = keeping(schema.torch_reference)
         torch._dynamo.reset()  # a fresh compile per case: no recompile limit, no stale guards
         fns["compile"] = keeping(torch.compile(schema.torch_reference, dynamic=False))
-    times = time_graphs(fns, launches=launches, rounds=rounds)
+    return fns, nbytes, len(sets)
+
+
+def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
+               attrs: Mapping[str, Any] | None, copy_gbps: float, baselines: bool = True,
+               rounds: int = 15, warm: bool = False) -> BenchRow:
+    fns, nbytes, sets = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm)
+    times = time_graphs(fns, launches=sets * math.ceil(20 / sets), rounds=rounds, scrub=not warm)
     plugin_times = [times[f"plugin{i}"] for i in range(len(libraries))]
     compile_times = times.get("compile")
     return BenchRow(
@@ -163,6 +185,38 @@ def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
     )
 
 
+def profile_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
+                 attrs: Mapping[str, Any] | None, baselines: bool = True) -> list[str]:
+    """Launch each contender once between ``cudaProfilerStart`` and ``cudaProfilerStop``, each in
+    an NVTX range of its name, after warm-up launches (module loading, torch.compile's compile
+    and autotuning) outside that window: for ``ncu --profile-from-start off`` or
+    ``nsys profile --capture-range=cudaProfilerApi``. Returns the range names in launch order."""
+    import torch
+
+    fns, _, _ = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm=True)
+    for fn in fns.values():
+        for _ in range(3):
+            fn()
+    torch.cuda.synchronize()
+    torch.cuda.profiler.start()
+    try:
+        for name, fn in fns.items():
+            with torch.cuda.nvtx.range(f"{name} {'x'.join(map(str, shapes[0]))} {dtype}"):
+                fn()
+        torch.cuda.synchronize()
+    finally:
+        torch.cuda.profiler.stop()
+    return list(fns)
+
+
+def require_cuda() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        from .errors import PlugkitError
+        raise PlugkitError("benchmarks need a CUDA device; none is visible")
+
+
 def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dtypes: Sequence[str] | None = None,
         cases: Sequence[Mapping[str, Any]] | None = None, baselines: bool = True,
         echo: Callable[[str], None] | None = None, rounds: int = 15, warm: bool = False) -> list[BenchRow]:
@@ -170,9 +224,7 @@ def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dt
     and dtype; ``echo`` gets the copy bandwidth, then each row of the table as it is measured."""
     import torch
 
-    if not torch.cuda.is_available():
-        from .errors import PlugkitError
-        raise PlugkitError("benchmarks need a CUDA device; none is visible")
+    require_cuda()
     libraries = [libraries] if isinstance(libraries, PluginLibrary) else list(libraries)
     cases = list(cases or schema.bench_cases or schema.test_cases)
     copy_gbps = copy_bandwidth()

@@ -19,6 +19,9 @@ def register(subparsers):
     p.add_argument("--warm", action="store_true",
                    help="replay one set of tensors (a case that fits in L2 is then read from L2); by default "
                         "launches rotate through copies that hold twice the L2 cache")
+    p.add_argument("--profile", action="store_true",
+                   help="time nothing: launch each contender once between cudaProfilerStart and Stop, in NVTX "
+                        "ranges, for `ncu --profile-from-start off` or `nsys --capture-range=cudaProfilerApi`")
     p.add_argument("--rounds", type=int, default=15, help="rounds of replays; times are medians over them")
     p.add_argument("--plugins-dir", help="folder of plugin folders (default: ./plugins)")
     p.set_defaults(func=main)
@@ -45,6 +48,14 @@ def main(args) -> int:
     if args.rounds < 1:
         raise PlugkitError(f"--rounds {args.rounds}: need at least one round")
     cases = [parse_case(s) for s in args.shapes] if args.shapes else None
+    if args.profile:
+        bench.require_cuda()
+        for case in cases or schema.bench_cases or schema.test_cases:
+            for dtype in args.dtypes or schema.dtypes:
+                names = bench.profile_case(libraries, schema, case["inputs"], dtype, case.get("attrs"),
+                                           not args.no_baselines)
+                print(f"profiled {';'.join('x'.join(map(str, s)) for s in case['inputs'])} {dtype}: {', '.join(names)}")
+        return 0
     print(f"plugkit bench {schema.name}: {libraries[0].path}")
     labels = [f"#{i} us, vs compile" for i in range(2, len(libraries) + 1)]
     for label, library in zip(labels, libraries[1:]):
