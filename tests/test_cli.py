@@ -1,6 +1,5 @@
 """The CLI commands of the foundation: build, list, check, bench's argument handling."""
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +75,6 @@ def test_bench_refuses_unknown_ops():
     assert result.returncode == 2 and "unknown op 'NoSuchOp'" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None and shutil.which("cmake") is None, reason="needs cmake and nvcc")
 def test_build_configures_builds_lists_and_checks(tmp_path, library_file):
     result = plugkit("build", "--build-dir", tmp_path / "build", "--arch", "75", "-j", "2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -1,10 +1,9 @@
 """The CMake side: FindTensorRT's search order and refusals, and an external
 project that builds its own plugin library through find_package(plugkit)."""
-import shutil
+import os
 import subprocess
+import sys
 from pathlib import Path
-
-import pytest
 
 from plugkit import testing
 from plugkit.host import PluginLibrary
@@ -13,15 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).parent / "cmake" / "find_tensorrt"
 CONSUMER = Path(__file__).parent / "cmake" / "consumer"
 
-pytestmark = pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
-
-
 def cmake(*args, cwd=None):
     return subprocess.run(["cmake", *map(str, args)], cwd=cwd, capture_output=True, text=True)
 
 
 def probe(tmp_path, *defines, env=None):
-    import os
     environment = {k: v for k, v in os.environ.items()
                    if k not in ("TENSORRT_INCLUDE_DIR", "TensorRT_ROOT", "PLUGKIT_TENSORRT_HEADERS_WHEEL")}
     environment.update(env or {})
@@ -79,11 +74,23 @@ def test_header_wheel_with_another_hash_is_refused(tmp_path):
     assert "Refusing unpinned headers" in result.stderr
 
 
-def test_local_header_wheel_is_unpacked_into_the_build_tree(tmp_path):
+def pinned_header_wheel(tmp_path) -> Path:
+    """The pinned kernel-lens wheel: the main build's copy, the one PLUGKIT_TENSORRT_HEADERS_WHEEL
+    names, or (when the main build took its headers from elsewhere) a fresh download."""
     wheels = list(testing.library_path().parent.glob("_deps/tensorrt-headers/kernel_lens-*.whl"))
-    if not wheels:
-        pytest.skip("the main build took its headers from elsewhere; no wheel to reuse")
-    result = probe(tmp_path, f"-DPLUGKIT_TENSORRT_HEADERS_WHEEL={wheels[0]}")
+    if os.environ.get("PLUGKIT_TENSORRT_HEADERS_WHEEL"):
+        wheels.append(Path(os.environ["PLUGKIT_TENSORRT_HEADERS_WHEEL"]))
+    if wheels:
+        return wheels[0]
+    download = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                               "kernel-lens==2.0.1", "--dest", str(tmp_path / "wheel")],
+                              capture_output=True, text=True)
+    assert download.returncode == 0, f"no local kernel-lens wheel, and pip could not fetch it:\n{download.stderr}"
+    return next((tmp_path / "wheel").glob("kernel_lens-*.whl"))
+
+
+def test_local_header_wheel_is_unpacked_into_the_build_tree(tmp_path):
+    result = probe(tmp_path, f"-DPLUGKIT_TENSORRT_HEADERS_WHEEL={pinned_header_wheel(tmp_path)}")
     assert result.returncode == 0, result.stderr
     assert "source=kernel-lens==2.0.1 wheel (pinned" in result.stdout
     assert (tmp_path / "probe/_deps/tensorrt-headers/kernel_lens/include/tensorrt/NvInfer.h").exists()

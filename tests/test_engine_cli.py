@@ -1,26 +1,17 @@
 """`plugkit engine` and `plugkit run` up to the point where TensorRT is needed,
 and the CPU reference that `run --compare` uses. On the CPU."""
-from pathlib import Path
+import sys
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from plugkit import testing
 from plugkit.cli import build_parser, main
 from plugkit.onnx_reference import run_reference_model
 
 from test_doctor import plugged_model
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def tensorrt_missing() -> bool:
-    try:
-        import tensorrt  # noqa: F401
-        return not hasattr(tensorrt, "Builder")
-    except Exception:
-        return True
 
 
 def test_engine_arguments_follow_trtexec_habits():
@@ -71,12 +62,11 @@ def test_engine_cli_stops_on_missing_plugin_before_tensorrt(tmp_path, capsys):
     assert not (tmp_path / "m.engine").exists()
 
 
-@pytest.mark.skipif(not tensorrt_missing(), reason="tensorrt is installed")
-def test_engine_cli_without_tensorrt(tmp_path, capsys):
+def test_engine_cli_without_tensorrt(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # as on a machine without it
     model = tmp_path / "m.onnx"
     onnx.save(plugged_model(), model)
-    lib = REPO / "build" / "libplugkit_plugins.so"
-    plugins = ["--plugins", str(lib)] if lib.exists() else ["--no-check"]
+    plugins = ["--plugins", str(testing.built_library())]
     assert main(["engine", str(model), "--shapes", "x:1x8,4x8,16x8", *plugins]) == 2
     assert "TensorRT's Python package is not available" in capsys.readouterr().err
     assert not (tmp_path / "m.engine").exists()

@@ -24,15 +24,10 @@ SHAPES = ["x:1x8,4x8,16x8"]
 
 @pytest.fixture(scope="module")
 def trt():
-    try:
-        module = engine.import_tensorrt()
-    except engine.TensorRTMissingError as exc:
-        pytest.skip(str(exc))
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
+    # The module's markers skip it without TensorRT or a CUDA device (conftest.py).
+    testing.require_cuda()
     testing.built_library()
-    return module
+    return engine.import_tensorrt()
 
 
 @pytest.fixture(scope="module")

@@ -6,18 +6,17 @@ import warnings
 
 import numpy as np
 import onnx
+import onnxscript  # noqa: F401  (the dynamo exporter needs it; in the test extra)
 import pytest
+import torch
 from onnx import helper
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("onnxscript")
-
-from plugkit.onnx_export import export, torchscript_symbolic  # noqa: E402
-from plugkit.onnx_tools import DOMAIN, plugin_nodes  # noqa: E402
-from plugkit.onnx_tools.reference import reference_ops  # noqa: E402
-from plugkit.ops import get_schema  # noqa: E402
-from plugkit.schema import Attr, OpSchema  # noqa: E402
-from plugkit.torch_ops import torch_op, torch_op_name, torch_schema  # noqa: E402
+from plugkit.onnx_export import export, torchscript_symbolic
+from plugkit.onnx_tools import DOMAIN, plugin_nodes
+from plugkit.onnx_tools.reference import reference_ops
+from plugkit.ops import get_schema
+from plugkit.schema import Attr, OpSchema
+from plugkit.torch_ops import torch_op, torch_op_name, torch_schema
 
 
 @pytest.fixture(scope="module")

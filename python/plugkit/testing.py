@@ -87,12 +87,17 @@ def check_fields(library: PluginLibrary, schema: OpSchema) -> list[str]:
 
 
 def require_cuda():
-    """Skip the calling test unless a CUDA device and torch with CUDA are present."""
+    """torch, for a test marked ``gpu`` (the marker skips it where no CUDA device is visible).
+    Reached on a machine with a device, a torch that cannot use it is an error, not a skip."""
     import pytest
 
-    torch = pytest.importorskip("torch")
+    try:
+        import torch
+    except ImportError:
+        pytest.fail("GPU tests need torch (pip install -e '.[test]')")
     if not torch.cuda.is_available() or not cuda_available():
-        pytest.skip("needs a CUDA device")
+        pytest.fail(f"a CUDA device is visible, but torch {torch.__version__} cannot use it "
+                    "(a CPU-only build of torch?)")
     return torch
 
 
