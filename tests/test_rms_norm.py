@@ -223,6 +223,9 @@ GPU_CASES = [
     ([[70001, 64], [64]], {}),                     # several rows a warp, each of a few lanes
     ([[8447, 256], [256]], {}),                    # a row a warp (fp32: two vectors a lane)
     ([[40001, 30], [30]], {}),                     # one element a vector; lanes past the row's end
+    ([[8447, 384], [384]], {}),                    # 16-bit: two rows a thread, some lanes past the end
+    ([[150001, 16], [16]], {}),                    # 16-bit: 2 lanes a row, 4 rows a thread (fp32: 4 and 4)
+    ([[300001, 8], [8]], {}),                      # 16-bit: a lane a row, 4 rows a thread
 ]
 
 
@@ -239,6 +242,28 @@ def test_matches_reference(dtype, shapes, attrs):
 def test_large_fp16():
     testing.require_cuda()
     testing.check_against_reference(testing.plugin_library(), SCHEMA, [[4096, 8192], [8192]], "float16")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cols", [65536, 64])  # a block a row; several rows a thread, several a warp
+def test_tensors_of_2_to_the_31_elements_and_more(cols):
+    """The register kernels index in 32 bits, so the launcher splits such tensors into launches
+    of fewer rows. Every row is written, and the rows at either side of the first launch's end
+    (at most a block's rows before 2^31 elements) and the last rows match the reference."""
+    torch = testing.require_cuda()
+    from plugkit.tolerances import compare
+    rows = 2**31 // cols + 3  # 4 GiB of fp16 each way
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(rows, cols, device="cuda", dtype=torch.float16, generator=generator)
+    scale = torch.randn(cols, device="cuda", dtype=torch.float16, generator=generator)
+    y, = testing.run_plugin(testing.plugin_library(), SCHEMA, [x, scale])
+    assert not torch.isnan(y).any(), "rows left unwritten (the output was NaN before the launch)"
+    end = (2**31 - 1) // cols
+    window = max(4, 2**17 // cols)  # at least the largest block's rows (1024)
+    for first, last in [(0, 4), (end - window, end + window), (rows - 4, rows)]:
+        expected, = SCHEMA.run_reference(testing.to_numpy(x[first:last]), testing.to_numpy(scale))
+        result = compare(testing.to_numpy(y[first:last]), expected, "float16")
+        assert result.ok, f"rows {first}..{last - 1} of {rows}x{cols}: {result}"
 
 
 @pytest.mark.gpu

@@ -146,6 +146,15 @@ __device__ __forceinline__ void keepRaw(V& v)
     }
 }
 
+// base + offset for offsets known to be non-negative and 32-bit: the sum is taken in 32 bits
+// and widened once (one IMAD.WIDE.U32). A signed int offset may not overflow, so the compiler
+// widens each of its terms instead and adds in 64 bits (five instructions an address).
+template <typename P>
+__device__ __forceinline__ P* at(P* base, int offset)
+{
+    return base + static_cast<unsigned>(offset);
+}
+
 template <int VEC>
 using Floats = float[VEC];
 
@@ -244,22 +253,25 @@ __device__ __forceinline__ float warpSum(float v)
     return v;
 }
 
-// Sum over the threads of a block that holds one row (whole warps, at least two).
-// `partial` alternates between two buffers from row to row (parity), so one
-// barrier a row keeps the next row's writes away from this row's reads.
-__device__ __forceinline__ float blockSum(float v, int parity)
+// Sum over the threads of a block that holds one row (whole warps, at least two); once a kernel.
+__device__ __forceinline__ float blockSum(float v)
 {
     v = warpSum(v);
-    __shared__ float partial[2][32];
+    __shared__ float partial[32];
     int const lane = threadIdx.x & 31;
     int const warp = threadIdx.x >> 5;
     if (lane == 0)
     {
-        partial[parity][warp] = v;
+        partial[warp] = v;
     }
     __syncthreads();
     // Every warp adds up all partials, so every thread has the total after one barrier.
-    return warpSum(lane < static_cast<int>(blockDim.x >> 5) ? partial[parity][lane] : 0.0F);
+    return warpSum(lane < static_cast<int>(blockDim.x >> 5) ? partial[lane] : 0.0F);
+}
+
+__device__ __forceinline__ float invRms(float sumOfSquares, float invCols, float epsilon)
+{
+    return rsqrtf(sumOfSquares * invCols + epsilon);
 }
 
 // One pass: the row stays in registers (ITEMS vectors of VEC elements a thread).
@@ -267,11 +279,12 @@ __device__ __forceinline__ float blockSum(float v, int parity)
 // a block holds blockDim.y x ROWS rows, thread (x, y) rows y * ROWS ... y * ROWS + ROWS - 1
 // of its block's group, all their loads issued before the first reduction.
 // Otherwise a block holds one row (ROWS 1) and reduces it with one barrier.
-// Blocks stride over row groups when the grid has fewer blocks than groups. The scale is
-// loaded once into registers when it fits in a few.
+// A block a group, and rows x cols < 2^31: offsets are 32-bit (an address is one IMAD.WIDE),
+// launchRegister splits larger tensors into launches of fewer rows. The scale is loaded once
+// into registers when it fits in a few.
 template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP, bool EVICT_FIRST>
 __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __restrict__ x,
-    S const* __restrict__ scale, T* __restrict__ y, int64_t rows, int cols, float invCols, float epsilon)
+    S const* __restrict__ scale, T* __restrict__ y, int rows, int cols, float invCols, float epsilon)
 {
     static_assert(WARP || ROWS == 1, "a block-wide row is one row a thread");
     constexpr bool kCacheScale = ITEMS * VEC * sizeof(S) <= PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES;
@@ -294,7 +307,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __r
         {
             if (WARP || inRow(i))
             {
-                scaleItems[i] = *reinterpret_cast<SVec const*>(scale + loadColumn(i));
+                scaleItems[i] = *reinterpret_cast<SVec const*>(at(scale, loadColumn(i)));
             }
         }
     }
@@ -307,98 +320,91 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __r
         }
         else
         {
-            raw = *reinterpret_cast<SVec const*>(scale + column(i));
+            raw = *reinterpret_cast<SVec const*>(at(scale, column(i)));
         }
         toFloats(raw, w);
     };
-    int64_t const groupRows = static_cast<int64_t>(blockDim.y) * ROWS;
-    // All threads of a block run the same iterations: blockSum has a barrier.
-    for (int64_t first = blockIdx.x * groupRows, parity = 0; first < rows;
-         first += gridDim.x * groupRows, parity ^= 1)
+    // A thread's rows are row0 ... row0 + ROWS - 1. Rows past the last (in the last group) read
+    // the last row instead and store nothing: loads and reductions need no bounds checks of
+    // their own. offset(r): row r's first element.
+    int const row0 = (static_cast<int>(blockIdx.x) * static_cast<int>(blockDim.y) + static_cast<int>(threadIdx.y)) * ROWS;
+    int const start = min(row0, rows - 1) * cols;
+    int const lastRow = max(min(rows - 1 - row0, ROWS - 1), 0);
+    auto offset = [&](int r) { return start + min(r, lastRow) * cols; };
+    XVec items[ROWS][ITEMS];
+    float sums[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r)
     {
-        // A thread's rows are row0 ... row0 + ROWS - 1. Rows past the last (in the last group)
-        // read the last row instead and store nothing: loads and reductions need no bounds
-        // checks of their own. offset(r): row r's first element (r * cols fits an int: ROWS > 1
-        // only for rows of a warp).
-        int64_t const row0 = first + static_cast<int64_t>(threadIdx.y) * ROWS;
-        int64_t const start = min(row0, rows - 1) * cols;
-        int const lastRow = static_cast<int>(max(min(rows - 1 - row0, static_cast<int64_t>(ROWS - 1)), int64_t{0}));
-        auto offset = [&](int r) { return start + min(r, lastRow) * cols; };
-        XVec items[ROWS][ITEMS];
-        float sums[ROWS];
 #pragma unroll
-        for (int r = 0; r < ROWS; ++r)
+        for (int i = 0; i < ITEMS; ++i)
         {
-#pragma unroll
-            for (int i = 0; i < ITEMS; ++i)
+            if (WARP || inRow(i))
             {
-                if (WARP || inRow(i))
+                items[r][i] = loadOnce<EVICT_FIRST>(reinterpret_cast<XVec const*>(at(x, offset(r) + loadColumn(i))));
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r)
+    {
+        sums[r] = -0.0F; // -0 + x is x: the first add folds away
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            if (WARP || inRow(i))
+            {
+                Floats<VEC> v;
+                toFloats(items[r][i], v);
+                float const squares = sumOfSquares(v);
+                sums[r] += inRow(i) ? squares : 0.0F;
+            }
+        }
+    }
+    if constexpr (WARP)
+    {
+        laneSums(sums, static_cast<int>(blockDim.x));
+    }
+    else
+    {
+        sums[0] = blockSum(sums[0]);
+    }
+    Floats<VEC> scaleFloats[kScaleFloats ? ITEMS : 1];
+    if constexpr (kScaleFloats)
+    {
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            scaleAt(i, scaleFloats[i]);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r)
+    {
+        float const inv = invRms(sums[r], invCols, epsilon);
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            keepRaw(items[r][i]);
+            if (WARP || (row0 + r < rows && inRow(i)))
+            {
+                // Rows of a warp: computed for every row and column, only the store predicated.
+                Floats<VEC> v;
+                toFloats(items[r][i], v);
+                XVec out;
+                if constexpr (kScaleFloats)
                 {
-                    items[r][i] = loadOnce<EVICT_FIRST>(reinterpret_cast<XVec const*>(x + offset(r) + loadColumn(i)));
+                    out = normalize<T>(v, scaleFloats[i], inv);
                 }
-            }
-        }
-#pragma unroll
-        for (int r = 0; r < ROWS; ++r)
-        {
-            sums[r] = 0.0F;
-#pragma unroll
-            for (int i = 0; i < ITEMS; ++i)
-            {
-                if (WARP || inRow(i))
+                else
                 {
-                    Floats<VEC> v;
-                    toFloats(items[r][i], v);
-                    float const squares = sumOfSquares(v);
-                    sums[r] += inRow(i) ? squares : 0.0F;
+                    Floats<VEC> w;
+                    scaleAt(i, w);
+                    out = normalize<T>(v, w, inv);
                 }
-            }
-        }
-        if constexpr (WARP)
-        {
-            laneSums(sums, static_cast<int>(blockDim.x));
-        }
-        else
-        {
-            sums[0] = blockSum(sums[0], static_cast<int>(parity));
-        }
-        Floats<VEC> scaleFloats[kScaleFloats ? ITEMS : 1];
-        if constexpr (kScaleFloats)
-        {
-#pragma unroll
-            for (int i = 0; i < ITEMS; ++i)
-            {
-                scaleAt(i, scaleFloats[i]);
-            }
-        }
-#pragma unroll
-        for (int r = 0; r < ROWS; ++r)
-        {
-            float const inv = rsqrtf(sums[r] * invCols + epsilon);
-#pragma unroll
-            for (int i = 0; i < ITEMS; ++i)
-            {
-                keepRaw(items[r][i]);
-                if (WARP || (row0 + r < rows && inRow(i)))
+                if (row0 + r < rows && inRow(i))
                 {
-                    // Rows of a warp: computed for every row and column, only the store predicated.
-                    Floats<VEC> v;
-                    toFloats(items[r][i], v);
-                    XVec out;
-                    if constexpr (kScaleFloats)
-                    {
-                        out = normalize<T>(v, scaleFloats[i], inv);
-                    }
-                    else
-                    {
-                        Floats<VEC> w;
-                        scaleAt(i, w);
-                        out = normalize<T>(v, w, inv);
-                    }
-                    if (row0 + r < rows && inRow(i))
-                    {
-                        storeOnce<EVICT_FIRST>(reinterpret_cast<XVec*>(y + offset(r) + column(i)), out);
-                    }
+                    storeOnce<EVICT_FIRST>(reinterpret_cast<XVec*>(at(y, offset(r) + column(i))), out);
                 }
             }
         }
@@ -421,7 +427,7 @@ __global__ void __launch_bounds__(kStreamingThreads) streamingKernel(
         toFloats(*reinterpret_cast<Vec<T, VEC> const*>(xRow + col), v);
         sumSquares += sumOfSquares(v);
     }
-    float const inv = rsqrtf(blockSum(sumSquares, 0) * invCols + epsilon);
+    float const inv = invRms(blockSum(sumSquares), invCols, epsilon);
     for (int64_t col = static_cast<int64_t>(threadIdx.x) * VEC; col < cols; col += step)
     {
         Floats<VEC> v;
@@ -463,11 +469,12 @@ constexpr int64_t nextPowerOfTwo(int64_t n)
     return p;
 }
 
-// registerKernel over `blocks` blocks of `block` threads.
+// registerKernel in blocks of `block` threads, each block.y x ROWS rows.
 template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP>
-void launchRegister(Problem const& p, S const* scale, dim3 block, int64_t blocks, int64_t multiprocessors,
-    cudaStream_t stream)
+void launchRegister(Problem const& p, S const* scale, dim3 block, int64_t multiprocessors, cudaStream_t stream)
 {
+    int64_t const groupRows = static_cast<int64_t>(block.y) * ROWS;
+    int64_t const blocks = ceilDiv(p.rows, groupRows);
     auto* kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, true>;
     // Plain loads and stores: instantiated only for few vectors a thread and 16-byte vectors
     // (the hints apply to those alone).
@@ -479,9 +486,19 @@ void launchRegister(Problem const& p, S const* scale, dim3 block, int64_t blocks
             kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, false>;
         }
     }
-    PLUGKIT_CHECK(blocks <= INT32_MAX, "too many rows (" << p.rows << ") for one launch");
-    kernel<<<static_cast<unsigned>(blocks), block, 0, stream>>>(static_cast<T const*>(p.x), scale,
-        static_cast<T*>(p.y), p.rows, static_cast<int>(p.cols), 1.0F / static_cast<float>(p.cols), p.epsilon);
+    // The kernel's offsets are 32-bit: a tensor of 2^31 elements or more goes in launches of
+    // fewer rows (cols is at most kMaxThreadsPerRow * kMaxItems * VEC here, so a launch has rows).
+    int64_t const launchRows = std::min<int64_t>(INT32_MAX / p.cols, int64_t{1} << 30) / groupRows * groupRows;
+    PLUGKIT_CHECK(launchRows > 0, "internal: rows of " << p.cols << " elements take the streaming kernel");
+    auto const* x = static_cast<T const*>(p.x);
+    auto* y = static_cast<T*>(p.y);
+    for (int64_t first = 0; first < p.rows; first += launchRows)
+    {
+        int64_t const rows = std::min(launchRows, p.rows - first);
+        kernel<<<static_cast<unsigned>(ceilDiv(rows, groupRows)), block, 0, stream>>>(x + first * p.cols, scale,
+            y + first * p.cols, static_cast<int>(rows), static_cast<int>(p.cols), 1.0F / static_cast<float>(p.cols),
+            p.epsilon);
+    }
 }
 
 // Rows of a warp or less (`lanes` threads a row): several rows a block, and several rows a
@@ -501,14 +518,13 @@ void launchWarpRows(Problem const& p, S const* scale, int64_t lanes, int64_t mul
         rowsPerBlock /= 2;
     }
     dim3 const block(static_cast<unsigned>(lanes), static_cast<unsigned>(rowsPerBlock));
-    int64_t const blocks = ceilDiv(p.rows, rowsPerBlock * rowsPerThread);
     if (manyRows)
     {
-        launchRegister<T, S, VEC, ITEMS, kRows, true>(p, scale, block, blocks, multiprocessors, stream);
+        launchRegister<T, S, VEC, ITEMS, kRows, true>(p, scale, block, multiprocessors, stream);
     }
     else
     {
-        launchRegister<T, S, VEC, ITEMS, 1, true>(p, scale, block, blocks, multiprocessors, stream);
+        launchRegister<T, S, VEC, ITEMS, 1, true>(p, scale, block, multiprocessors, stream);
     }
 }
 
@@ -560,11 +576,11 @@ void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
     dim3 const block(static_cast<unsigned>(ceilDiv(ceilDiv(vectors, items), 32) * 32), 1U);
     switch (items)
     {
-    case 1: launchRegister<T, S, VEC, 1, 1, false>(p, scale, block, p.rows, multiprocessors, stream); break;
-    case 2: launchRegister<T, S, VEC, 2, 1, false>(p, scale, block, p.rows, multiprocessors, stream); break;
-    case 4: launchRegister<T, S, VEC, 4, 1, false>(p, scale, block, p.rows, multiprocessors, stream); break;
-    case 8: launchRegister<T, S, VEC, 8, 1, false>(p, scale, block, p.rows, multiprocessors, stream); break;
-    default: launchRegister<T, S, VEC, 16, 1, false>(p, scale, block, p.rows, multiprocessors, stream); break;
+    case 1: launchRegister<T, S, VEC, 1, 1, false>(p, scale, block, multiprocessors, stream); break;
+    case 2: launchRegister<T, S, VEC, 2, 1, false>(p, scale, block, multiprocessors, stream); break;
+    case 4: launchRegister<T, S, VEC, 4, 1, false>(p, scale, block, multiprocessors, stream); break;
+    case 8: launchRegister<T, S, VEC, 8, 1, false>(p, scale, block, multiprocessors, stream); break;
+    default: launchRegister<T, S, VEC, 16, 1, false>(p, scale, block, multiprocessors, stream); break;
     }
 }
 
