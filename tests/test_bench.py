@@ -19,6 +19,16 @@ def test_paired_ratio_is_the_median_of_per_round_ratios():
         bench.paired_ratio([1, 2], [1])
 
 
+def test_cases_default_to_the_schemas_bench_cases_in_each_dtype():
+    from plugkit.ops import get_schema
+    schema = get_schema("RMSNorm")
+    plan = bench.cases_and_dtypes(schema)
+    assert len(plan) == len(schema.bench_cases) * len(schema.dtypes) > 0
+    assert plan == [(case, dtype) for case in schema.bench_cases for dtype in schema.dtypes]
+    given = [{"inputs": [[8, 16], [16]]}]
+    assert bench.cases_and_dtypes(schema, given, ["float16"]) == [(given[0], "float16")]
+
+
 def test_row_bandwidth_and_fraction_of_copy():
     r = row(plugin_us=[2.0, 4.0], vs_compile=[1.25, 0.6])
     assert r.gbps() == pytest.approx(r.bytes_moved / 2e-6 / 1e9)

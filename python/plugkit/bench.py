@@ -217,6 +217,14 @@ def require_cuda() -> None:
         raise PlugkitError("benchmarks need a CUDA device; none is visible")
 
 
+def cases_and_dtypes(schema: OpSchema, cases: Sequence[Mapping[str, Any]] | None = None,
+                     dtypes: Sequence[str] | None = None) -> list[tuple[Mapping[str, Any], str]]:
+    """The (case, dtype) pairs a benchmark covers: the given ones, else the schema's bench
+    cases (or its test cases) in each of its dtypes."""
+    return [(case, dtype) for case in (cases or schema.bench_cases or schema.test_cases)
+            for dtype in (dtypes or schema.dtypes)]
+
+
 def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dtypes: Sequence[str] | None = None,
         cases: Sequence[Mapping[str, Any]] | None = None, baselines: bool = True,
         echo: Callable[[str], None] | None = None, rounds: int = 15, warm: bool = False) -> list[BenchRow]:
@@ -226,18 +234,17 @@ def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dt
 
     require_cuda()
     libraries = [libraries] if isinstance(libraries, PluginLibrary) else list(libraries)
-    cases = list(cases or schema.bench_cases or schema.test_cases)
+    plan = cases_and_dtypes(schema, cases, dtypes)
     copy_gbps = copy_bandwidth()
     if echo:
         echo(f"device: {torch.cuda.get_device_name()}  copy bandwidth: {copy_gbps:.0f} GB/s (read + write)")
     rows = []
-    for case in cases:
-        for dtype in dtypes or schema.dtypes:
-            row = bench_case(libraries, schema, case["inputs"], dtype, case.get("attrs"), copy_gbps, baselines,
-                             rounds, warm)
-            rows.append(row)
-            if echo:
-                echo(format_row(row))
+    for case, dtype in plan:
+        row = bench_case(libraries, schema, case["inputs"], dtype, case.get("attrs"), copy_gbps, baselines,
+                         rounds, warm)
+        rows.append(row)
+        if echo:
+            echo(format_row(row))
     return rows
 
 

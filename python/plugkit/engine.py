@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import __version__
 from .errors import PlugkitError
-from .shapes import (ShapeRange, ShapeSpecError, check_ranges_against_model, check_shape_in_range,
+from .shapes import (ShapeRange, check_ranges_against_model, check_shape_in_range,
                      format_shape, onnx_input_dims, parse_shape_specs)
 
 

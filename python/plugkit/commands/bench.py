@@ -50,11 +50,10 @@ def main(args) -> int:
     cases = [parse_case(s) for s in args.shapes] if args.shapes else None
     if args.profile:
         bench.require_cuda()
-        for case in cases or schema.bench_cases or schema.test_cases:
-            for dtype in args.dtypes or schema.dtypes:
-                names = bench.profile_case(libraries, schema, case["inputs"], dtype, case.get("attrs"),
-                                           not args.no_baselines)
-                print(f"profiled {';'.join('x'.join(map(str, s)) for s in case['inputs'])} {dtype}: {', '.join(names)}")
+        for case, dtype in bench.cases_and_dtypes(schema, cases, args.dtypes):
+            names = bench.profile_case(libraries, schema, case["inputs"], dtype, case.get("attrs"),
+                                       not args.no_baselines)
+            print(f"profiled {';'.join('x'.join(map(str, s)) for s in case['inputs'])} {dtype}: {', '.join(names)}")
         return 0
     print(f"plugkit bench {schema.name}: {libraries[0].path}")
     labels = [f"#{i} us, vs compile" for i in range(2, len(libraries) + 1)]
