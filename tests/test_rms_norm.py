@@ -224,7 +224,7 @@ GPU_CASES = [
     ([[8447, 256], [256]], {}),                    # a row a warp (fp32: two vectors a lane)
     ([[40001, 30], [30]], {}),                     # one element a vector; lanes past the row's end
     ([[8447, 384], [384]], {}),                    # 16-bit: two rows a thread, some lanes past the end
-    ([[150001, 16], [16]], {}),                    # 16-bit: 2 lanes a row, 4 rows a thread (fp32: 4 and 4)
+    ([[150001, 16], [16]], {}),                    # 16-bit: 2 lanes a row, 4 rows a thread (fp32: 4 lanes)
     ([[300001, 8], [8]], {}),                      # 16-bit: a lane a row, 4 rows a thread
 ]
 
