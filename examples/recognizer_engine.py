@@ -89,11 +89,8 @@ def small_recognizer(path: Path, plugged: bool = True, seed: int = 0) -> Path:
 
 def export_repvgg(path: Path) -> Path:
     """The RepVGG-style recognizer of examples/text_recognizer.py, exported with a dynamic width."""
-    import importlib.util
+    import text_recognizer  # next to this file (on sys.path when run as a script or by pytest)
 
-    spec = importlib.util.spec_from_file_location("text_recognizer", Path(__file__).with_name("text_recognizer.py"))
-    text_recognizer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(text_recognizer)
     text_recognizer.export(text_recognizer.build_model(), path)
     return path
 

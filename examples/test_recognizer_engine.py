@@ -1,7 +1,5 @@
 """The end-to-end example: the CPU parts always, the engine with TensorRT and a GPU."""
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,11 +7,8 @@ import pytest
 from plugkit import engine, testing
 from plugkit.onnx_reference import run_reference_model
 
-HERE = Path(__file__).resolve().parent
-spec = importlib.util.spec_from_file_location("recognizer_engine", HERE / "recognizer_engine.py")
-recognizer_engine = importlib.util.module_from_spec(spec)
-sys.modules["recognizer_engine"] = recognizer_engine
-spec.loader.exec_module(recognizer_engine)
+import recognizer_engine  # examples/ is on sys.path under pytest
+
 
 
 def test_small_recognizer_plugged_matches_unplugged(tmp_path):

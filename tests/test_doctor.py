@@ -219,12 +219,8 @@ def test_cli_model_without_plugin_nodes(tmp_path, capsys):
 
 # --- with the real plugin library, read by the host (no TensorRT needed) -------
 
-def built_library():
-    return testing.built_library()
-
-
 def test_real_library_matches_plugged_model(tmp_path, capsys):
-    lib = built_library()
+    lib = testing.built_library()
     model = tmp_path / "m.onnx"
     onnx.save(plugged_model(), model)
     report = doctor.check(model, [lib])
@@ -235,7 +231,7 @@ def test_real_library_matches_plugged_model(tmp_path, capsys):
 
 
 def test_real_library_misspelled_node(tmp_path, capsys):
-    lib = built_library()
+    lib = testing.built_library()
     model = tmp_path / "m.onnx"
     onnx.save(plugged_model(op_type="RmsNorm"), model)
     assert main(["doctor", str(model), "--plugins", str(lib)]) == 1
