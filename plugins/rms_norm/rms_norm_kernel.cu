@@ -245,15 +245,12 @@ __device__ __forceinline__ void laneSums(float (&v)[N], int lanes)
 
 __device__ __forceinline__ float warpSum(float v)
 {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1)
-    {
-        v += __shfl_xor_sync(0xffffffffU, v, offset);
-    }
-    return v;
+    return warpReduce(v, [](float a, float b) { return a + b; });
 }
 
-// Sum over the threads of a block that holds one row (whole warps, at least two); once a kernel.
+// Sum over the threads of a block that holds one row (whole warps, at least two). rowReduce
+// (plugkit/kernels.h) without its second barrier (this is called once a kernel) and with the
+// partials added by a warp's shuffles rather than one after another.
 __device__ __forceinline__ float blockSum(float v)
 {
     v = warpSum(v);
