@@ -226,6 +226,8 @@ GPU_CASES = [
     ([[8447, 384], [384]], {}),                    # 16-bit: two rows a thread, some lanes past the end
     ([[150001, 16], [16]], {}),                    # 16-bit: 2 lanes a row, 4 rows a thread (fp32: 4 lanes)
     ([[300001, 8], [8]], {}),                      # 16-bit: a lane a row, 4 rows a thread
+    ([[4225, 512], [512]], {}),                    # 16-bit: a row a warp, two vectors a lane, 2 rows a thread
+    ([[8453, 128], [128]], {}),                    # fp32: a row a warp, a vector a lane, 4 rows a thread
 ]
 
 
@@ -245,7 +247,8 @@ def test_large_fp16():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("cols", [65536, 64])  # a block a row; several rows a thread, several a warp
+# A block a row; several rows a thread, a warp each (256) or several a warp (64).
+@pytest.mark.parametrize("cols", [65536, 256, 64])
 def test_tensors_of_2_to_the_31_elements_and_more(cols):
     """The register kernels index in 32 bits, so the launcher splits such tensors into launches
     of fewer rows. Every row is written, and the rows at either side of the first launch's end
