@@ -19,6 +19,27 @@ def test_paired_ratio_is_the_median_of_per_round_ratios():
         bench.paired_ratio([1, 2], [1])
 
 
+def test_median_interval_takes_order_statistics_by_the_binomial():
+    values = list(range(1, 31))[::-1]  # 30 values, any order
+    assert bench.median_interval(values) == (10, 21)  # 95.7%: the 10th to the 21st
+    assert bench.median_interval(range(1, 16)) == (4, 12)  # 15 values: 96.5%
+    assert bench.median_interval([5, 1, 3, 2, 4]) == (1, 5)  # too few for 95%: the range
+    assert bench.median_interval([7.0]) == (7.0, 7.0)
+    assert bench.median_interval(range(1, 31), confidence=0.5) == (13, 18)
+    with pytest.raises(ValueError):
+        bench.median_interval([])
+
+
+def test_paired_interval_brackets_the_paired_ratio():
+    compile_us = [10.0, 10.2, 9.8, 10.1, 30.0, 9.9, 10.0, 10.3, 9.7, 10.0, 10.1, 9.9, 10.2, 10.0, 9.8]
+    plugin_us = [9.9, 10.4, 9.9, 10.0, 29.0, 10.1, 10.2, 10.1, 9.9, 10.3, 10.0, 10.0, 10.5, 10.1, 10.0]
+    lo, hi = bench.paired_interval(compile_us, plugin_us)
+    assert lo <= bench.paired_ratio(compile_us, plugin_us) <= hi
+    assert lo < 1.0 < hi  # these rounds cannot tell the two apart
+    with pytest.raises(ValueError):
+        bench.paired_interval([1, 2], [1])
+
+
 def test_cases_default_to_the_schemas_bench_cases_in_each_dtype():
     from plugkit.ops import get_schema
     schema = get_schema("RMSNorm")
@@ -37,18 +58,20 @@ def test_row_bandwidth_and_fraction_of_copy():
 
 
 def test_table_has_a_column_per_extra_library():
-    r = row(plugin_us=[2.0, 4.0], vs_compile=[1.25, 0.6])
-    text = bench.table([r], labels=["#2 us, vs compile"])
+    r = row(plugin_us=[2.0, 4.0], vs_compile=[1.25, 0.6], vs_compile_ci=[(1.2, 1.31), (0.58, 0.61)])
+    text = bench.table([r], labels=["#2 us, vs compile, CI"])
     header, line = text.splitlines()
-    assert header.endswith("#2 us, vs compile") and header.startswith(bench.HEADER)
+    assert header.endswith("#2 us, vs compile, CI") and header.startswith(bench.HEADER)
     assert line.split()[:4] == ["64x2048", "2048", "float16", "2.0"]
-    assert line.split()[-5:] == ["20.0", "2.5", "1.25x", "4.0", "0.60x"]
+    assert line.split()[-7:] == ["20.0", "2.5", "1.25x", "1.20-1.31", "4.0", "0.60x", "0.58-0.61"]
+    assert len(header) == len(line)  # the columns line up
 
 
 def test_without_baselines_extra_libraries_compare_with_the_first():
-    r = row(plugin_us=[2.0, 4.0], eager_us=None, compile_us=None, vs_compile=[None, None])
+    r = row(plugin_us=[2.0, 4.0], eager_us=None, compile_us=None, vs_compile=[None, None],
+            vs_compile_ci=[None, None])
     line = bench.format_row(r)
-    assert line.split()[-2:] == ["4.0", "0.50x"]
+    assert line.split()[-3:] == ["4.0", "0.50x", "-"]
     assert " - " in line  # no eager or compile times
 
 
@@ -87,4 +110,5 @@ def test_run_times_every_contender_of_a_case():
     row, = rows
     assert len(row.plugin_us) == 2 and all(t > 0 for t in row.plugin_us)
     assert row.eager_us > 0 and row.compile_us > 0 and all(r > 0 for r in row.vs_compile)
+    assert all(lo <= r <= hi for r, (lo, hi) in zip(row.vs_compile, row.vs_compile_ci, strict=True))
     assert lines[0].startswith("device: ") and lines[1] == bench.format_row(row)

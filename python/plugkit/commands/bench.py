@@ -56,7 +56,7 @@ def main(args) -> int:
             print(f"profiled {';'.join('x'.join(map(str, s)) for s in case['inputs'])} {dtype}: {', '.join(names)}")
         return 0
     print(f"plugkit bench {schema.name}: {libraries[0].path}")
-    labels = [f"#{i} us, vs compile" for i in range(2, len(libraries) + 1)]
+    labels = [f"#{i} us, vs compile, CI" for i in range(2, len(libraries) + 1)]
     for label, library in zip(labels, libraries[1:]):
         print(f"  {label.split()[0]}: {library.path}")
     print(bench.header(labels))
