@@ -100,6 +100,7 @@ static_assert(kWarpRowBlockThreads % 32 == 0 && kWarpRowBlockThreads <= kMaxThre
 static_assert(PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS % 32 == 0 &&
         PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS <= kMaxThreadsPerRow, "whole warps a block");
 constexpr int kStreamingThreads = 1024;
+constexpr int kManyRowsBlockThreads = PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS;
 
 // Loads of X and stores of Y, with EVICT_FIRST as ld/st.global.cs (first to leave L1 and L2).
 template <bool EVICT_FIRST, typename V>
@@ -279,19 +280,32 @@ __device__ __forceinline__ float invRms(float sumOfSquares, float invCols, float
 // A block a group, and rows x cols < 2^31: offsets are 32-bit (an address is one IMAD.WIDE),
 // launchRegister splits larger tensors into launches of fewer rows. The scale is loaded once
 // into registers when it fits in a few.
-template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP, bool EVICT_FIRST>
-__global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __restrict__ x,
-    S const* __restrict__ scale, T* __restrict__ y, int rows, int cols, float invCols, float epsilon)
+// EXACT: rows of exactly 32 x ITEMS x VEC elements, a warp each (blockDim.x 32), at least ROWS
+// of them, in blocks of MANY_ROWS_BLOCK_THREADS. The row length is then a constant: no masks,
+// and a thread's rows are one address plus constant offsets (the instructions of torch.compile's
+// kernel for the shape, the constant epsilon and ftz rsqrt aside). The last group is moved back
+// to end at the last row, and stores only the rows the group before did not. The launch bound
+// matters: with 512 threads allowed, ptxas took a thread's rows one after another and loaded X
+// again instead of keeping it (each row's loads issued only when its turn came).
+template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP, bool EVICT_FIRST, bool EXACT = false>
+__global__ void __launch_bounds__(EXACT ? kManyRowsBlockThreads : kMaxThreadsPerRow) registerKernel(T const* __restrict__ x,
+    S const* __restrict__ scale, T* __restrict__ y, int rows, int colsArg, float invColsArg, float epsilon)
 {
     static_assert(WARP || ROWS == 1, "a block-wide row is one row a thread");
+    static_assert(WARP || !EXACT, "EXACT rows take a warp each");
+    constexpr int kExactCols = 32 * ITEMS * VEC;
+    int const cols = EXACT ? kExactCols : colsArg;
+    // 1 / cols: as the launcher computes it (the same float division), folded when the length is constant.
+    float const invCols = EXACT ? 1.0F / static_cast<float>(kExactCols) : invColsArg;
+    int const lanes = EXACT ? 32 : static_cast<int>(blockDim.x);
     constexpr bool kCacheScale = ITEMS * VEC * sizeof(S) <= PLUGKIT_RMS_NORM_CACHE_SCALE_BYTES;
     // The scale in fp32 once for all of a thread's rows, when there are several.
     constexpr bool kScaleFloats = ROWS > 1;
     using XVec = Vec<T, VEC>;
     using SVec = Vec<S, VEC>;
     // Recomputed where used: arrays of them would cost registers (spills at 16 items).
-    auto column = [&](int i) { return (i * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x)) * VEC; };
-    auto inRow = [&](int i) { return column(i) < cols; };
+    auto column = [&](int i) { return (i * lanes + static_cast<int>(threadIdx.x)) * VEC; };
+    auto inRow = [&](int i) { return EXACT || column(i) < cols; };
     // Rows of a warp: columns past the row's end read its first vector and count for nothing, so
     // that loads and sums need no branches (stores are predicated). Block-wide rows of many
     // items a thread skip them instead: the branch-free form costs registers there (spills at 16).
@@ -322,12 +336,17 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __r
         toFloats(raw, w);
     };
     // A thread's rows are row0 ... row0 + ROWS - 1. Rows past the last (in the last group) read
-    // the last row instead and store nothing: loads and reductions need no bounds checks of
-    // their own. offset(r): row r's first element.
+    // the last row instead and store nothing (EXACT: the group reads rows - ROWS ... rows - 1):
+    // loads and reductions need no bounds checks of their own.
     int const row0 = (static_cast<int>(blockIdx.x) * static_cast<int>(blockDim.y) + static_cast<int>(threadIdx.y)) * ROWS;
-    int const start = min(row0, rows - 1) * cols;
+    int const first = EXACT ? min(row0, rows - ROWS) : min(row0, rows - 1); // the first row read
+    int const start = first * cols;
     int const lastRow = max(min(rows - 1 - row0, ROWS - 1), 0);
-    auto offset = [&](int r) { return start + min(r, lastRow) * cols; };
+    // Element c of the thread's row r.
+    auto element = [&](auto* base, int r, int c) {
+        return EXACT ? at(base, start + c) + r * cols : at(base, start + min(r, lastRow) * cols + c);
+    };
+    auto rowIn = [&](int r) { return EXACT ? first + r >= row0 : row0 + r < rows; };
     XVec items[ROWS][ITEMS];
     float sums[ROWS];
 #pragma unroll
@@ -338,7 +357,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __r
         {
             if (WARP || inRow(i))
             {
-                items[r][i] = loadOnce<EVICT_FIRST>(reinterpret_cast<XVec const*>(at(x, offset(r) + loadColumn(i))));
+                items[r][i] = loadOnce<EVICT_FIRST>(reinterpret_cast<XVec const*>(element(x, r, loadColumn(i))));
             }
         }
     }
@@ -360,7 +379,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __r
     }
     if constexpr (WARP)
     {
-        laneSums(sums, static_cast<int>(blockDim.x));
+        laneSums(sums, lanes);
     }
     else
     {
@@ -383,7 +402,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __r
         for (int i = 0; i < ITEMS; ++i)
         {
             keepRaw(items[r][i]);
-            if (WARP || (row0 + r < rows && inRow(i)))
+            if (WARP || (rowIn(r) && inRow(i)))
             {
                 // Rows of a warp: computed for every row and column, only the store predicated.
                 Floats<VEC> v;
@@ -399,9 +418,9 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow) registerKernel(T const* __r
                     scaleAt(i, w);
                     out = normalize<T>(v, w, inv);
                 }
-                if (row0 + r < rows && inRow(i))
+                if (rowIn(r) && inRow(i))
                 {
-                    storeOnce<EVICT_FIRST>(reinterpret_cast<XVec*>(at(y, offset(r) + column(i))), out);
+                    storeOnce<EVICT_FIRST>(reinterpret_cast<XVec*>(element(y, r, column(i))), out);
                 }
             }
         }
@@ -467,12 +486,12 @@ constexpr int64_t nextPowerOfTwo(int64_t n)
 }
 
 // registerKernel in blocks of `block` threads, each block.y x ROWS rows.
-template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP>
+template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP, bool EXACT = false>
 void launchRegister(Problem const& p, S const* scale, dim3 block, int64_t multiprocessors, cudaStream_t stream)
 {
     int64_t const groupRows = static_cast<int64_t>(block.y) * ROWS;
     int64_t const blocks = ceilDiv(p.rows, groupRows);
-    auto* kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, true>;
+    auto* kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, true, EXACT>;
     // Plain loads and stores: instantiated only for few vectors a thread and 16-byte vectors
     // (the hints apply to those alone).
     constexpr int kPlainMaxItems = WARP ? PLUGKIT_RMS_NORM_WARP_PLAIN_MAX_ITEMS : PLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS;
@@ -480,7 +499,7 @@ void launchRegister(Problem const& p, S const* scale, dim3 block, int64_t multip
     {
         if (blocks > 2 * multiprocessors)
         {
-            kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, false>;
+            kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, false, EXACT>;
         }
     }
     // The kernel's offsets are 32-bit: a tensor of 2^31 elements or more goes in launches of
@@ -491,7 +510,14 @@ void launchRegister(Problem const& p, S const* scale, dim3 block, int64_t multip
     auto* y = static_cast<T*>(p.y);
     for (int64_t first = 0; first < p.rows; first += launchRows)
     {
-        int64_t const rows = std::min(launchRows, p.rows - first);
+        int64_t rows = std::min(launchRows, p.rows - first);
+        if (EXACT && rows < ROWS)
+        {
+            // EXACT launches read at least ROWS rows: the last one starts early and writes some
+            // rows of the launch before again (the same values, after it).
+            first = p.rows - ROWS;
+            rows = ROWS;
+        }
         kernel<<<static_cast<unsigned>(ceilDiv(rows, groupRows)), block, 0, stream>>>(x + first * p.cols, scale,
             y + first * p.cols, static_cast<int>(rows), static_cast<int>(p.cols), 1.0F / static_cast<float>(p.cols),
             p.epsilon);
@@ -515,6 +541,16 @@ void launchWarpRows(Problem const& p, S const* scale, int64_t lanes, int64_t mul
         rowsPerBlock /= 2;
     }
     dim3 const block(static_cast<unsigned>(lanes), static_cast<unsigned>(rowsPerBlock));
+    // Rows that fill a warp's 16-byte vectors exactly take a kernel with the row length a constant.
+    bool const exact = lanes == 32 && p.cols == 32 * ITEMS * VEC;
+    if (manyRows && exact)
+    {
+        if constexpr (VEC * sizeof(T) == 16)
+        {
+            launchRegister<T, S, VEC, ITEMS, kRows, true, true>(p, scale, block, multiprocessors, stream);
+            return;
+        }
+    }
     if (manyRows)
     {
         launchRegister<T, S, VEC, ITEMS, kRows, true>(p, scale, block, multiprocessors, stream);
