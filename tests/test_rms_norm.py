@@ -221,13 +221,13 @@ GPU_CASES = [
     ([[3, 7, 520], [520]], {}),                    # 65 vectors of 16-bit values: a row overhangs a warp
     # Enough rows for several rows a thread (the last group partial, some threads past the end):
     ([[70001, 64], [64]], {}),                     # several rows a warp, each of a few lanes
-    ([[8447, 256], [256]], {}),                    # a row a warp (fp32: two vectors a lane)
+    ([[8447, 256], [256]], {}),                    # a row a warp (fp32: two vectors a lane), of constant length
     ([[40001, 30], [30]], {}),                     # one element a vector; lanes past the row's end
     ([[8447, 384], [384]], {}),                    # 16-bit: two rows a thread, some lanes past the end
     ([[150001, 16], [16]], {}),                    # 16-bit: 2 lanes a row, 4 rows a thread (fp32: 4 lanes)
     ([[300001, 8], [8]], {}),                      # 16-bit: a lane a row, 4 rows a thread
-    ([[4225, 512], [512]], {}),                    # 16-bit: a row a warp, two vectors a lane, 2 rows a thread
-    ([[8453, 128], [128]], {}),                    # fp32: a row a warp, a vector a lane, 4 rows a thread
+    ([[4225, 512], [512]], {}),                    # 16-bit: a row of constant length a warp, 2 vectors a lane, 2 rows a thread
+    ([[8453, 128], [128]], {}),                    # fp32: a row of constant length a warp, 1 vector a lane, 4 rows a thread
 ]
 
 
@@ -247,7 +247,7 @@ def test_large_fp16():
 
 
 @pytest.mark.gpu
-# A block a row; several rows a thread, a warp each (256) or several a warp (64).
+# A block a row; several rows a thread, a warp each (256: the constant-length kernel) or several a warp (64).
 @pytest.mark.parametrize("cols", [65536, 256, 64])
 def test_tensors_of_2_to_the_31_elements_and_more(cols):
     """The register kernels index in 32 bits, so the launcher splits such tensors into launches
