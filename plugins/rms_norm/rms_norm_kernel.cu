@@ -93,14 +93,13 @@ constexpr int kMaxThreadsPerRow = PLUGKIT_RMS_NORM_MAX_THREADS; // 512: 128 regi
 constexpr int kMaxItems = 16;          // 16-byte vectors a thread keeps in registers
 constexpr int kMaxRowsPerThread = 4; // 8 rows of one fp32 vector spilled (262144x128)
 constexpr int kWarpRowBlockThreads = PLUGKIT_RMS_NORM_WARP_ROW_BLOCK_THREADS;
+constexpr int kManyRowsBlockThreads = PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS;
 static_assert(PLUGKIT_RMS_NORM_WARP_ROW_ITEMS > 0 && (PLUGKIT_RMS_NORM_WARP_ROW_ITEMS & (PLUGKIT_RMS_NORM_WARP_ROW_ITEMS - 1)) == 0,
     "items a thread: a power of two");
 static_assert(PLUGKIT_RMS_NORM_WARP_ROW_VECTORS <= 32 * kMaxItems, "a warp holds at most 32 x kMaxItems vectors");
 static_assert(kWarpRowBlockThreads % 32 == 0 && kWarpRowBlockThreads <= kMaxThreadsPerRow, "whole warps a block");
-static_assert(PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS % 32 == 0 &&
-        PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS <= kMaxThreadsPerRow, "whole warps a block");
+static_assert(kManyRowsBlockThreads % 32 == 0 && kManyRowsBlockThreads <= kMaxThreadsPerRow, "whole warps a block");
 constexpr int kStreamingThreads = 1024;
-constexpr int kManyRowsBlockThreads = PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS;
 
 // Loads of X and stores of Y, with EVICT_FIRST as ld/st.global.cs (first to leave L1 and L2).
 template <bool EVICT_FIRST, typename V>
@@ -281,7 +280,7 @@ __device__ __forceinline__ float invRms(float sumOfSquares, float invCols, float
 // launchRegister splits larger tensors into launches of fewer rows. The scale is loaded once
 // into registers when it fits in a few.
 // EXACT: rows of exactly 32 x ITEMS x VEC elements, a warp each (blockDim.x 32), at least ROWS
-// of them, in blocks of MANY_ROWS_BLOCK_THREADS. The row length is then a constant: no masks,
+// of them, in blocks of kManyRowsBlockThreads. The row length is then a constant: no masks,
 // and a thread's rows are one address plus constant offsets (the instructions of torch.compile's
 // kernel for the shape, the constant epsilon and ftz rsqrt aside). The last group is moved back
 // to end at the last row, and stores only the rows the group before did not. The launch bound
@@ -535,7 +534,7 @@ void launchWarpRows(Problem const& p, S const* scale, int64_t lanes, int64_t mul
         kRows > 1 && ceilDiv(p.rows, rowsPerWarp * kRows) >= multiprocessors * PLUGKIT_RMS_NORM_WARP_ROW_MIN_WARPS;
     int64_t const rowsPerThread = manyRows ? kRows : 1;
     // Fewer rows a block when that would leave multiprocessors idle.
-    int64_t rowsPerBlock = (manyRows ? PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS : kWarpRowBlockThreads) / lanes;
+    int64_t rowsPerBlock = (manyRows ? kManyRowsBlockThreads : kWarpRowBlockThreads) / lanes;
     while (rowsPerBlock > 1 && ceilDiv(p.rows, rowsPerBlock * rowsPerThread) < multiprocessors)
     {
         rowsPerBlock /= 2;
