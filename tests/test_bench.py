@@ -6,7 +6,8 @@ from plugkit import bench
 
 def row(**overrides):
     values = dict(shapes=[[64, 2048], [2048]], dtype="float16", bytes_moved=2 * 64 * 2048 * 2 + 2048 * 2,
-                  plugin_us=[2.0], eager_us=20.0, compile_us=2.5, vs_compile=[1.25], copy_gbps=3000.0)
+                  plugin_us=[2.0], eager_us=20.0, compile_us=2.5, vs_compile=[1.25], copy_gbps=3000.0,
+                  vs_compile_ci=[(1.2, 1.31)])
     values.update(overrides)
     return bench.BenchRow(**values)
 

@@ -44,8 +44,7 @@ class BenchRow:
     compile_us: float | None
     vs_compile: list[float | None]  # per library: median over rounds of compile time / plugin time
     copy_gbps: float
-    # per library: 95% confidence interval of vs_compile (empty: not computed)
-    vs_compile_ci: list[tuple[float, float] | None] = dataclasses.field(default_factory=list)
+    vs_compile_ci: list[tuple[float, float] | None]  # per library: 95% confidence interval of vs_compile
 
     def gbps(self, library: int = 0) -> float:
         return self.bytes_moved / (self.plugin_us[library] * 1e-6) / 1e9
@@ -99,9 +98,14 @@ def time_graphs(fns: Mapping[str, Callable[[], Any]], launches: int = 20, rounds
     return times
 
 
+def round_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> list[float]:
+    """The per-round ratios of two contenders timed in the same rounds."""
+    return [n / d for n, d in zip(numerator, denominator, strict=True)]
+
+
 def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
     """Median of the per-round ratios of two contenders timed in the same rounds."""
-    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
+    return statistics.median(round_ratios(numerator, denominator))
 
 
 def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -126,7 +130,7 @@ def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[
 
 def paired_interval(numerator: Sequence[float], denominator: Sequence[float]) -> tuple[float, float]:
     """95% confidence interval of :func:`paired_ratio`."""
-    return median_interval([n / d for n, d in zip(numerator, denominator, strict=True)])
+    return median_interval(round_ratios(numerator, denominator))
 
 
 def copy_bandwidth(nbytes: int = 1 << 30) -> float:
@@ -299,7 +303,7 @@ def format_row(row: BenchRow) -> str:
         return f"{ratio:.2f}x" if ratio is not None else "-"
 
     def interval(i):
-        ci = row.vs_compile_ci[i] if i < len(row.vs_compile_ci) else None
+        ci = row.vs_compile_ci[i]
         return f"{ci[0]:.2f}-{ci[1]:.2f}" if ci is not None else "-"
 
     shapes = " ".join("x".join(map(str, s)) for s in row.shapes)
