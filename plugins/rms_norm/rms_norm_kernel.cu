@@ -8,6 +8,7 @@
 
 #include "plugkit/dispatch.h"
 #include "plugkit/kernels.h"
+#include "plugkit/launch.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -292,6 +293,9 @@ __global__ void __launch_bounds__(EXACT ? kManyRowsBlockThreads : kMaxThreadsPer
 {
     static_assert(WARP || ROWS == 1, "a block-wide row is one row a thread");
     static_assert(WARP || !EXACT, "EXACT rows take a warp each");
+    // Launched with PDL (plugkit/launch.h): X, the scale and Y are touched only after this.
+    waitForPrerequisites();
+    allowDependents();
     constexpr int kExactCols = 32 * ITEMS * VEC;
     int const cols = EXACT ? kExactCols : colsArg;
     // 1 / cols: as the launcher computes it (the same float division), folded when the length is constant.
@@ -432,6 +436,8 @@ template <typename T, typename S, int VEC>
 __global__ void __launch_bounds__(kStreamingThreads) streamingKernel(
     T const* __restrict__ x, S const* __restrict__ scale, T* __restrict__ y, int64_t cols, float invCols, float epsilon)
 {
+    waitForPrerequisites();
+    allowDependents();
     T const* xRow = x + static_cast<int64_t>(blockIdx.x) * cols;
     T* yRow = y + static_cast<int64_t>(blockIdx.x) * cols;
     int64_t const step = static_cast<int64_t>(blockDim.x) * VEC;
@@ -458,6 +464,8 @@ __global__ void __launch_bounds__(kStreamingThreads) streamingKernel(
 template <typename S>
 __global__ void expandScaleKernel(S const* __restrict__ scale, S* __restrict__ full, int64_t cols, int64_t scaleCols)
 {
+    waitForPrerequisites();
+    allowDependents();
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < cols;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     {
@@ -517,9 +525,9 @@ void launchRegister(Problem const& p, S const* scale, dim3 block, int64_t multip
             first = p.rows - ROWS;
             rows = ROWS;
         }
-        kernel<<<static_cast<unsigned>(ceilDiv(rows, groupRows)), block, 0, stream>>>(x + first * p.cols, scale,
-            y + first * p.cols, static_cast<int>(rows), static_cast<int>(p.cols), 1.0F / static_cast<float>(p.cols),
-            p.epsilon);
+        launchKernel(kernel, dim3(static_cast<unsigned>(ceilDiv(rows, groupRows))), block, 0, stream, x + first * p.cols,
+            scale, y + first * p.cols, static_cast<int>(rows), static_cast<int>(p.cols),
+            1.0F / static_cast<float>(p.cols), p.epsilon);
     }
 }
 
@@ -567,7 +575,7 @@ void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
     if (vectors > static_cast<int64_t>(kMaxThreadsPerRow) * kMaxItems)
     {
         PLUGKIT_CHECK(p.rows <= INT32_MAX, "too many rows (" << p.rows << ") for one launch");
-        streamingKernel<T, S, VEC><<<static_cast<unsigned>(p.rows), kStreamingThreads, 0, stream>>>(
+        launchKernel(streamingKernel<T, S, VEC>, dim3(static_cast<unsigned>(p.rows)), dim3(kStreamingThreads), 0, stream,
             static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), p.cols, 1.0F / static_cast<float>(p.cols),
             p.epsilon);
         return;
@@ -625,7 +633,7 @@ void launchTyped(Problem const& p, void* workspace, cudaStream_t stream)
         PLUGKIT_CHECK(workspace != nullptr, "a broadcast scale needs the workspace getWorkspaceSize asked for");
         auto* full = static_cast<S*>(workspace);
         int const blocks = static_cast<int>(std::min<int64_t>(ceilDiv(p.cols, 256), 1024));
-        expandScaleKernel<S><<<blocks, 256, 0, stream>>>(scale, full, p.cols, p.scaleCols);
+        launchKernel(expandScaleKernel<S>, dim3(blocks), dim3(256), 0, stream, scale, full, p.cols, p.scaleCols);
         scale = full;
     }
     // 16-byte vectors when every row start, and the scale, are aligned for them.

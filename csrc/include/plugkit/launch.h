@@ -1,0 +1,97 @@
+// Kernel launches with programmatic dependent launch (PDL, compute capability 9.0 and newer).
+//
+// A kernel launched with plugkit::launchKernel may be scheduled while the kernel before it on the
+// stream is still finishing: its blocks become resident and run their prologue, then wait in
+// waitForPrerequisites() until that kernel has completed and its writes are visible. The
+// launch latency between the two kernels (a microsecond or more, most of a short kernel's time)
+// then overlaps the earlier kernel's tail. allowDependents() lets the kernel after this one,
+// when it too is launched with PDL, start the same way.
+//
+//   host (.cu)   launchKernel(kernel, grid, block, sharedBytes, stream, args...)
+//                dependentLaunchEnabled()
+//   device       waitForPrerequisites(), allowDependents()
+//
+// The contract for a kernel launched with plugkit::launchKernel: every thread calls
+// waitForPrerequisites() before its first read or write of global memory (the kernel before
+// may still be writing its inputs, or reading the memory of its outputs), and no thread
+// returns before it (a grid in which no thread waited could complete before the kernel ahead
+// of the one it follows). Both calls compile to nothing before sm_90 and do nothing in a
+// kernel launched without PDL. Set PLUGKIT_PDL=0 in the environment to launch without PDL.
+#pragma once
+
+#include "plugkit/status.h"
+
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+namespace plugkit
+{
+
+//! Whether launchKernel() uses PDL on the current device: compute capability 9.0 or newer, a driver
+//! that captures PDL launches into CUDA graphs (CUDA 12.3), and PLUGKIT_PDL not "0". Read at
+//! every launch, so that a graph captured with PLUGKIT_PDL=0 holds plain launches.
+inline bool dependentLaunchEnabled()
+{
+    char const* setting = std::getenv("PLUGKIT_PDL");
+    if (setting != nullptr && std::strcmp(setting, "0") == 0)
+    {
+        return false;
+    }
+    int driver = 0;
+    int device = 0;
+    int major = 0;
+    PLUGKIT_CUDA_CHECK(cudaDriverGetVersion(&driver));
+    PLUGKIT_CUDA_CHECK(cudaGetDevice(&device));
+    PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    return major >= 9 && driver >= 12030;
+}
+
+#if defined(__CUDACC__)
+
+//! Launch `kernel<<<grid, block, sharedBytes, stream>>>(args...)`, with PDL where
+//! dependentLaunchEnabled(); throws plugkit::Error when the launch fails. The kernel must keep
+//! the contract at the top of this file.
+template <typename... Params, typename... Args>
+void launchKernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t sharedBytes, cudaStream_t stream, Args&&... args)
+{
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = sharedBytes;
+    config.stream = stream;
+    cudaLaunchAttribute attribute{};
+    if (dependentLaunchEnabled())
+    {
+        attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attribute.val.programmaticStreamSerializationAllowed = 1;
+        config.attrs = &attribute;
+        config.numAttrs = 1;
+    }
+    PLUGKIT_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(std::forward<Args>(args))...));
+}
+
+//! Wait until the kernel before this one on the stream has completed and its writes are visible
+//! (griddepcontrol.wait); returns at once in a kernel launched without PDL.
+__device__ __forceinline__ void waitForPrerequisites()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+//! Let the next kernel on the stream, if launched with PDL, be scheduled once every block of
+//! this one has called this or exited (griddepcontrol.launch_dependents). It still waits for
+//! this kernel to complete before touching memory, so this may come before this kernel's work.
+__device__ __forceinline__ void allowDependents()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+#endif // __CUDACC__
+
+} // namespace plugkit
