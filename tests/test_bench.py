@@ -68,6 +68,35 @@ def test_table_has_a_column_per_extra_library():
     assert len(header) == len(line)  # the columns line up
 
 
+def test_table_with_pdl_has_the_plugin_without_it_and_compile_with_it():
+    r = row(plugin_us=[2.0, 4.0], vs_compile=[1.25, 0.6], vs_compile_ci=[(1.2, 1.31), (0.58, 0.61)],
+            no_pdl_us=2.4, no_pdl_vs_compile=1.04, compile_pdl_us=2.2, vs_compile_pdl=1.1,
+            vs_compile_pdl_ci=(1.05, 1.12))
+    assert r.has_pdl and not row().has_pdl
+    text = bench.table([r], labels=["#2 us, vs compile, CI"])
+    header, line = text.splitlines()
+    assert header == bench.header(["#2 us, vs compile, CI"], pdl=True)
+    assert header.startswith(bench.HEADER + bench.PDL_HEADER)
+    # The PDL columns follow the main ones, before the extra library's.
+    assert line.split()[-11:] == ["2.5", "1.25x", "1.20-1.31", "2.4", "1.04x", "2.2", "1.10x", "1.05-1.12",
+                                  "4.0", "0.60x", "0.58-0.61"]
+    assert len(header) == len(line)
+    assert len(bench.table([row()]).splitlines()[0]) == len(bench.HEADER)  # no PDL columns without PDL
+
+
+def test_plain_launches_set_plugkit_pdl_and_restore_it(monkeypatch):
+    import os
+
+    monkeypatch.delenv("PLUGKIT_PDL", raising=False)
+    with bench.plain_launches():
+        assert os.environ["PLUGKIT_PDL"] == "0"
+    assert "PLUGKIT_PDL" not in os.environ
+    monkeypatch.setenv("PLUGKIT_PDL", "1")
+    with pytest.raises(RuntimeError), bench.plain_launches():
+        raise RuntimeError
+    assert os.environ["PLUGKIT_PDL"] == "1"
+
+
 def test_without_baselines_extra_libraries_compare_with_the_first():
     r = row(plugin_us=[2.0, 4.0], eager_us=None, compile_us=None, vs_compile=[None, None],
             vs_compile_ci=[None, None])
@@ -112,4 +141,10 @@ def test_run_times_every_contender_of_a_case():
     assert len(row.plugin_us) == 2 and all(t > 0 for t in row.plugin_us)
     assert row.eager_us > 0 and row.compile_us > 0 and all(r > 0 for r in row.vs_compile)
     assert all(lo <= r <= hi for r, (lo, hi) in zip(row.vs_compile, row.vs_compile_ci, strict=True))
-    assert lines[0].startswith("device: ") and lines[1] == bench.format_row(row)
+    assert row.has_pdl == bench.pdl_supported()
+    if row.has_pdl:
+        assert row.no_pdl_us > 0 and row.compile_pdl_us > 0 and row.no_pdl_vs_compile > 0
+        lo, hi = row.vs_compile_pdl_ci
+        assert lo <= row.vs_compile_pdl <= hi
+    assert lines[0].startswith("device: ")
+    assert lines[-2] == bench.header(pdl=row.has_pdl) and lines[-1] == bench.format_row(row)

@@ -322,3 +322,66 @@ def test_runtime_errors_reach_the_error_recorder():
     with pytest.raises(PluginError, match="does not broadcast"):
         prepared.plugin.enqueue([x, torch.randn(63, device="cuda")], [torch.empty_like(x)])
     assert any("does not broadcast" in e for e in prepared.plugin.recorded_errors)
+
+
+# ------------------------------------------------------------------ launches with PDL (GPU)
+
+# Cases for the kernels of each kind, launched one after another.
+PDL_CASES = [
+    ([64, 256], [256], "float32"),         # a few blocks: a launch fits beside the one before it
+    ([16384, 256], [256], "float16"),      # a full wave of the constant-length kernel
+    ([64, 4096], [4096], "bfloat16"),      # a block a row
+    ([3, 131072], [131072], "float16"),    # the streaming kernel
+    ([7, 96], [1], "float32"),             # a broadcast scale: each launch first rewrites the workspace
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("x_shape, scale_shape, dtype", PDL_CASES, ids=str)
+def test_launches_in_a_row_see_each_others_results(creator, x_shape, scale_shape, dtype):
+    """Launched with PDL (plugkit/launch.h), a kernel may be scheduled before the one ahead of
+    it on the stream has finished, and must wait before touching memory. Each launch here reads
+    what the one before wrote and writes what that one read (two buffers in turn); queued behind
+    a long kernel, so that they run back to back, and captured in a CUDA graph (PDL edges), the
+    chain must give bit for bit what it gives launched one at a time, plainly, with a
+    synchronization after each launch."""
+    torch = testing.require_cuda()
+    from plugkit.bench import plain_launches
+
+    steps = 8
+    x, scale = testing.random_inputs(SCHEMA, [x_shape, scale_shape], dtype, seed=1)
+    prepared = PreparedPlugin(creator, {}, [(dtype, x_shape), (dtype, scale_shape)])
+    buffers = [prepared.allocate_outputs(x)[0] for _ in range(2)]
+
+    def chain(synchronize=False):
+        src = x
+        for k in range(steps):
+            prepared.enqueue([src, scale], [buffers[k % 2]])
+            if synchronize:
+                torch.cuda.synchronize()
+            src = buffers[k % 2]
+        return src.clone()
+
+    with plain_launches():
+        expected = chain(synchronize=True)
+    assert torch.isfinite(expected).all()
+    for b in buffers:
+        b.fill_(float("nan"))
+    torch.cuda._sleep(20_000_000)  # ~10 ms: the chain's launches queue up behind it
+    queued = chain()
+    torch.cuda.synchronize()
+    assert torch.equal(queued, expected), "launches in a row on one stream"
+
+    graph = torch.cuda.CUDAGraph()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        chain()  # warm-up outside the capture (the workspace is allocated here)
+    torch.cuda.current_stream().wait_stream(side)
+    with torch.cuda.graph(graph):
+        captured = chain()
+    for b in buffers:
+        b.fill_(float("nan"))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(captured, expected), "launches in a row in a CUDA graph"

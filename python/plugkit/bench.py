@@ -21,12 +21,21 @@ full of dirty lines, the same for every contender, so that none pays for the wri
 of the one it follows. Bandwidth counts each input read once and each output written once,
 and is set against the device's device-to-device copy bandwidth, measured in
 the same run.
+
+Plugins launch their kernels with programmatic dependent launch (PDL, plugkit/launch.h) on
+compute capability 9.0 and newer, which lets each launch of a graph start while the one before
+it finishes; ``torch.compile`` does so only when asked (inductor's ``triton.enable_pdl``). On
+such a device, a case also times, in the same rounds, the first library launched without PDL
+(``PLUGKIT_PDL=0`` while its graph is captured) and ``torch.compile`` with PDL, so that the
+table says what the launch mode is worth and how the kernels compare when both use it.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
+import os
 import statistics
 from typing import Any, Callable, Mapping, Sequence
 
@@ -45,6 +54,16 @@ class BenchRow:
     vs_compile: list[float | None]  # per library: median over rounds of compile time / plugin time
     copy_gbps: float
     vs_compile_ci: list[tuple[float, float] | None]  # per library: 95% confidence interval of vs_compile
+    # On devices with PDL (see the module's docstring), for the first library:
+    no_pdl_us: float | None = None  # launched without PDL
+    no_pdl_vs_compile: float | None = None
+    compile_pdl_us: float | None = None  # torch.compile with triton.enable_pdl
+    vs_compile_pdl: float | None = None  # compile_pdl time / plugin time, median of per-round ratios
+    vs_compile_pdl_ci: tuple[float, float] | None = None
+
+    @property
+    def has_pdl(self) -> bool:
+        return self.no_pdl_us is not None
 
     def gbps(self, library: int = 0) -> float:
         return self.bytes_moved / (self.plugin_us[library] * 1e-6) / 1e9
@@ -159,11 +178,40 @@ def l2_cache_bytes() -> int:
     return getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "L2_cache_size", 64 << 20)
 
 
+def pdl_supported() -> bool:
+    """Whether the current device has programmatic dependent launch (compute capability 9.0+)
+    and this torch's inductor can generate kernels that use it."""
+    import torch
+
+    inductor = torch._inductor.config
+    return torch.cuda.get_device_capability()[0] >= 9 and hasattr(inductor.triton, "enable_pdl")
+
+
+def compares_pdl(schema: OpSchema, baselines: bool) -> bool:
+    """Whether a case also times the plugin without PDL and torch.compile with it."""
+    return baselines and schema.torch_reference is not None and pdl_supported()
+
+
+@contextlib.contextmanager
+def plain_launches():
+    """Plugins launch without PDL inside this block (plugkit/launch.h reads PLUGKIT_PDL at each launch)."""
+    before = os.environ.get("PLUGKIT_PDL")
+    os.environ["PLUGKIT_PDL"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PLUGKIT_PDL"]
+        else:
+            os.environ["PLUGKIT_PDL"] = before
+
+
 def contenders(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
-               attrs: Mapping[str, Any] | None, baselines: bool = True,
-               warm: bool = False) -> tuple[dict[str, Callable[[], Any]], int, int]:
-    """One launch of each contender (``plugin0``, ``plugin1``..., ``eager``, ``compile``) as a
-    function that takes the next set of tensors in turn; the bytes one launch moves; the sets."""
+               attrs: Mapping[str, Any] | None, baselines: bool = True, warm: bool = False,
+               pdl: bool = False) -> tuple[dict[str, Callable[[], Any]], int, int]:
+    """One launch of each contender (``plugin0``, ``plugin1``..., ``eager``, ``compile``; with
+    ``pdl`` also ``plugin0-no-pdl`` and ``compile-pdl``) as a function that takes the next set of
+    tensors in turn; the bytes one launch moves; the sets."""
     import torch
 
     from .testing import random_inputs
@@ -192,22 +240,39 @@ def contenders(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
         results: dict[int, Any] = {}
         return rotating(lambda k, x, y: results.__setitem__(k, fn(*x, **attrs)))
 
+    def enqueue_plainly(k, x, y, p=prepared[0]):
+        with plain_launches():
+            return p.enqueue(x, y)
+
     fns: dict[str, Callable[[], Any]] = {
         f"plugin{i}": rotating(lambda k, x, y, p=p: p.enqueue(x, y)) for i, p in enumerate(prepared)}
+    if pdl:
+        fns["plugin0-no-pdl"] = rotating(enqueue_plainly)
     if baselines and schema.torch_reference is not None:
         fns["eager"] = keeping(schema.torch_reference)
         torch._dynamo.reset()  # a fresh compile per case: no recompile limit, no stale guards
         fns["compile"] = keeping(torch.compile(schema.torch_reference, dynamic=False))
+        if pdl:  # another backend: dynamo's backend guard keeps the two compiles apart
+            fns["compile-pdl"] = keeping(torch.compile(schema.torch_reference, dynamic=False,
+                                                       options={"triton.enable_pdl": True}))
     return fns, nbytes, len(sets)
 
 
 def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
                attrs: Mapping[str, Any] | None, copy_gbps: float, baselines: bool = True,
                rounds: int = 15, warm: bool = False) -> BenchRow:
-    fns, nbytes, sets = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm)
+    pdl = compares_pdl(schema, baselines)
+    fns, nbytes, sets = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm, pdl)
     times = time_graphs(fns, launches=sets * math.ceil(20 / sets), rounds=rounds, scrub=not warm)
     plugin_times = [times[f"plugin{i}"] for i in range(len(libraries))]
     compile_times = times.get("compile")
+    pdl_fields = {}
+    if pdl:
+        no_pdl, compile_pdl = times["plugin0-no-pdl"], times["compile-pdl"]
+        pdl_fields = dict(no_pdl_us=statistics.median(no_pdl), no_pdl_vs_compile=paired_ratio(compile_times, no_pdl),
+                          compile_pdl_us=statistics.median(compile_pdl),
+                          vs_compile_pdl=paired_ratio(compile_pdl, plugin_times[0]),
+                          vs_compile_pdl_ci=paired_interval(compile_pdl, plugin_times[0]))
     return BenchRow(
         shapes=[list(s) for s in shapes],
         dtype=dtype,
@@ -218,6 +283,7 @@ def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
         vs_compile=[paired_ratio(compile_times, t) if compile_times else None for t in plugin_times],
         copy_gbps=copy_gbps,
         vs_compile_ci=[paired_interval(compile_times, t) if compile_times else None for t in plugin_times],
+        **pdl_fields,
     )
 
 
@@ -263,9 +329,11 @@ def cases_and_dtypes(schema: OpSchema, cases: Sequence[Mapping[str, Any]] | None
 
 def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dtypes: Sequence[str] | None = None,
         cases: Sequence[Mapping[str, Any]] | None = None, baselines: bool = True,
-        echo: Callable[[str], None] | None = None, rounds: int = 15, warm: bool = False) -> list[BenchRow]:
+        echo: Callable[[str], None] | None = None, rounds: int = 15, warm: bool = False,
+        labels: Sequence[str] = ()) -> list[BenchRow]:
     """Time the schema's op from each library (one, or several builds to compare) at each case
-    and dtype; ``echo`` gets the copy bandwidth, then each row of the table as it is measured."""
+    and dtype; ``echo`` gets the copy bandwidth, the table's header (``labels`` name the libraries
+    after the first) and each row of the table as it is measured."""
     import torch
 
     require_cuda()
@@ -274,6 +342,10 @@ def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dt
     copy_gbps = copy_bandwidth()
     if echo:
         echo(f"device: {torch.cuda.get_device_name()}  copy bandwidth: {copy_gbps:.0f} GB/s (read + write)")
+        pdl = compares_pdl(schema, baselines)
+        if pdl:
+            echo("plugin launches use PDL; 'no PDL' is the plugin without it, 'c+PDL' torch.compile with it")
+        echo(header(labels, pdl))
     rows = []
     for case, dtype in plan:
         row = bench_case(libraries, schema, case["inputs"], dtype, case.get("attrs"), copy_gbps, baselines,
@@ -288,11 +360,15 @@ HEADER = (f"{'shapes':<28} {'dtype':<9} {'plugin us':>10} {'GB/s':>7} {'% copy':
           f"{'eager us':>9} {'compile us':>10} {'vs compile':>10} {'95% CI':>9}")
 
 
-def header(labels: Sequence[str] = ()) -> str:
-    """The table's header; ``labels`` name the libraries after the first, each a column of
+PDL_HEADER = f" {'no PDL us':>9} {'vs compile':>10} {'c+PDL us':>9} {'vs c+PDL':>8} {'95% CI':>9}"
+
+
+def header(labels: Sequence[str] = (), pdl: bool = False) -> str:
+    """The table's header; with ``pdl`` the columns of the first library launched without PDL
+    and of torch.compile with it; ``labels`` name the libraries after the first, each a column of
     its time, its speed-up over torch.compile (over the first library without baselines) and
     that speed-up's 95% confidence interval."""
-    return HEADER + "".join(f" {label[:28]:>28}" for label in labels)
+    return HEADER + (PDL_HEADER if pdl else "") + "".join(f" {label[:28]:>28}" for label in labels)
 
 
 def format_row(row: BenchRow) -> str:
@@ -302,19 +378,21 @@ def format_row(row: BenchRow) -> str:
     def speedup(ratio):
         return f"{ratio:.2f}x" if ratio is not None else "-"
 
-    def interval(i):
-        ci = row.vs_compile_ci[i]
+    def interval(ci):
         return f"{ci[0]:.2f}-{ci[1]:.2f}" if ci is not None else "-"
 
     shapes = " ".join("x".join(map(str, s)) for s in row.shapes)
     line = (f"{shapes:<28} {row.dtype:<9} {row.plugin_us[0]:>10.1f} {row.gbps():>7.0f} {row.copy_fraction():>7.1%} "
-            f"{us(row.eager_us):>9} {us(row.compile_us):>10} {speedup(row.vs_compile[0]):>10} {interval(0):>9}")
+            f"{us(row.eager_us):>9} {us(row.compile_us):>10} {speedup(row.vs_compile[0]):>10} {interval(row.vs_compile_ci[0]):>9}")
+    if row.has_pdl:
+        line += (f" {us(row.no_pdl_us):>9} {speedup(row.no_pdl_vs_compile):>10} {us(row.compile_pdl_us):>9} "
+                 f"{speedup(row.vs_compile_pdl):>8} {interval(row.vs_compile_pdl_ci):>9}")
     for i, (plugin_us, ratio) in enumerate(zip(row.plugin_us[1:], row.vs_compile[1:]), start=1):
         if ratio is None:  # no baseline: the speed-up over the first library
             ratio = row.plugin_us[0] / plugin_us
-        line += f" {f'{plugin_us:.1f} {speedup(ratio)} {interval(i)}':>28}"
+        line += f" {f'{plugin_us:.1f} {speedup(ratio)} {interval(row.vs_compile_ci[i])}':>28}"
     return line
 
 
 def table(rows: Sequence[BenchRow], labels: Sequence[str] = ()) -> str:
-    return "\n".join([header(labels)] + [format_row(r) for r in rows])
+    return "\n".join([header(labels, any(r.has_pdl for r in rows))] + [format_row(r) for r in rows])

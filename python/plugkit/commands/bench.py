@@ -59,6 +59,6 @@ def main(args) -> int:
     labels = [f"#{i} us, vs compile, CI" for i in range(2, len(libraries) + 1)]
     for label, library in zip(labels, libraries[1:]):
         print(f"  {label.split()[0]}: {library.path}")
-    print(bench.header(labels))
-    bench.run(libraries, schema, args.dtypes, cases, not args.no_baselines, echo=print, rounds=args.rounds, warm=args.warm)
+    bench.run(libraries, schema, args.dtypes, cases, not args.no_baselines, echo=print, rounds=args.rounds,
+              warm=args.warm, labels=labels)
     return 0
