@@ -17,6 +17,8 @@ variants=(  # name|CUDA flags (the knobs are at the top of plugins/rms_norm/rms_
   "hints-always|-DPLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS=0 -DPLUGKIT_RMS_NORM_WARP_PLAIN_MAX_ITEMS=0"
   "row-elements-16|-DPLUGKIT_RMS_NORM_WARP_ROW_ELEMENTS=16"
   "small-grid-512|-DPLUGKIT_RMS_NORM_SMALL_GRID_THREADS=512"
+  "many-rows-block-128|-DPLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS=128"
+  "threads-64|-DPLUGKIT_RMS_NORM_THREADS=64"
 )
 names() { for v in "${variants[@]}"; do echo "${v%%|*}"; done; }
 
