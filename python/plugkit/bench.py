@@ -187,11 +187,6 @@ def pdl_supported() -> bool:
     return torch.cuda.get_device_capability()[0] >= 9 and hasattr(inductor.triton, "enable_pdl")
 
 
-def compares_pdl(schema: OpSchema, baselines: bool) -> bool:
-    """Whether a case also times the plugin without PDL and torch.compile with it."""
-    return baselines and schema.torch_reference is not None and pdl_supported()
-
-
 @contextlib.contextmanager
 def plain_launches():
     """Plugins launch without PDL inside this block (plugkit/launch.h reads PLUGKIT_PDL at each launch)."""
@@ -260,8 +255,9 @@ def contenders(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
 
 def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
                attrs: Mapping[str, Any] | None, copy_gbps: float, baselines: bool = True,
-               rounds: int = 15, warm: bool = False) -> BenchRow:
-    pdl = compares_pdl(schema, baselines)
+               rounds: int = 15, warm: bool = False, pdl: bool = False) -> BenchRow:
+    """One row of the table; with ``pdl`` (baselines needed) also the first library without PDL
+    and torch.compile with it."""
     fns, nbytes, sets = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm, pdl)
     times = time_graphs(fns, launches=sets * math.ceil(20 / sets), rounds=rounds, scrub=not warm)
     plugin_times = [times[f"plugin{i}"] for i in range(len(libraries))]
@@ -340,16 +336,16 @@ def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dt
     libraries = [libraries] if isinstance(libraries, PluginLibrary) else list(libraries)
     plan = cases_and_dtypes(schema, cases, dtypes)
     copy_gbps = copy_bandwidth()
+    pdl = baselines and schema.torch_reference is not None and pdl_supported()
     if echo:
         echo(f"device: {torch.cuda.get_device_name()}  copy bandwidth: {copy_gbps:.0f} GB/s (read + write)")
-        pdl = compares_pdl(schema, baselines)
         if pdl:
             echo("plugin launches use PDL; 'no PDL' is the plugin without it, 'c+PDL' torch.compile with it")
         echo(header(labels, pdl))
     rows = []
     for case, dtype in plan:
         row = bench_case(libraries, schema, case["inputs"], dtype, case.get("attrs"), copy_gbps, baselines,
-                         rounds, warm)
+                         rounds, warm, pdl)
         rows.append(row)
         if echo:
             echo(format_row(row))
