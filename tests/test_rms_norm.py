@@ -213,12 +213,12 @@ GPU_CASES = [
     ([[7, 96], [1]], {"epsilon": 1e-2}),           # one scale value
     ([[0, 16], [16]], {}),                         # empty
     ([[4, 0], [0]], {}),                           # empty normalized axes
-    ([[33, 1000], [1000]], {}),                    # 1000 is not a multiple of the vector width
+    ([[33, 1000], [1000]], {}),                    # 16-bit: 125 vectors, a warp a row (4 a lane, the last lanes past its end)
     ([[9, 3, 5, 16], [3, 5, 16]], {"axis": 1}),
     ([[37, 1024], [1024]], {}),                    # narrow rows, several a block; a partial last block
     ([[1001, 128], [128]], {}),                    # rows of a few lanes each
     ([[5, 2048], [2048]], {}),                     # fewer rows than multiprocessors
-    ([[3, 7, 520], [520]], {}),                    # 65 vectors of 16-bit values: a row overhangs a warp
+    ([[3, 7, 520], [520]], {}),                    # 65 vectors of 16-bit values: one past 2 a lane, so 4 a lane
     # Enough rows for several rows a thread (the last group partial, some threads past the end):
     ([[70001, 64], [64]], {}),                     # several rows a warp, each of a few lanes
     ([[8447, 256], [256]], {}),                    # a row a warp (fp32: two vectors a lane), of constant length
@@ -228,6 +228,9 @@ GPU_CASES = [
     ([[300001, 8], [8]], {}),                      # 16-bit: a lane a row, 4 rows a thread
     ([[4225, 512], [512]], {}),                    # 16-bit: a row of constant length a warp, 2 vectors a lane, 2 rows a thread
     ([[8453, 128], [128]], {}),                    # fp32: a row of constant length a warp, 1 vector a lane, 4 rows a thread
+    # More than one wave of one-warp blocks: 4-warp blocks of several rows a thread.
+    ([[9001, 512], [512]], {}),                    # 16-bit: 2 rows a thread; fp32: 4 vectors a lane, 2 rows a thread
+    ([[40003, 128], [128]], {}),                   # 4 rows a thread, the last block partial
 ]
 
 

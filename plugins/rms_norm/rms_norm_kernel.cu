@@ -1,6 +1,6 @@
 // RMSNorm kernels. Memory-bound: each element of X is read once and each of Y
 // written once, so a row stays in registers between the sum of squares and the
-// normalization. Rows of up to 64 16-byte vectors get a warp or less (reduced with
+// normalization. Rows of up to 128 16-byte vectors get a warp or less (reduced with
 // shuffles alone), several rows a block, and several rows a thread when there are
 // rows enough; wider rows get a block each; rows too long for registers take a
 // two-pass kernel.
@@ -60,9 +60,14 @@ namespace
 // Rows of at most this many vectors get a warp or less each: their threads reduce with shuffles
 // alone, and a block holds several rows. Wider rows get a block each (one barrier a row).
 // 64: fp32 rows of 256 take a warp with 2 vectors a lane (H100, 16384x256 fp32 alone under
-// Nsight Compute: 11.5 us, against 13.0 us as 64-thread blocks).
+// Nsight Compute: 11.5 us, against 13.0 us as 64-thread blocks). 128: rows of 1024 16-bit or
+// 512 fp32 values take a warp with 4 vectors a lane, 8 rows a block. As a block each (128
+// threads of one vector, 2 KB of X), they ran at the rate blocks start (see MANY_ROWS_BLOCK_THREADS):
+// H200, 32768x1024 fp16 and 65536x512 fp32 at 78% of copy, 0.85x and 0.82x torch.compile;
+// as warps 1.01x and 1.00x. 100x1024 (one partial wave): 1.30x fp16 and 1.43x fp32 as warps,
+// 1.36x and 1.43x as blocks.
 #ifndef PLUGKIT_RMS_NORM_WARP_ROW_VECTORS
-#define PLUGKIT_RMS_NORM_WARP_ROW_VECTORS 64
+#define PLUGKIT_RMS_NORM_WARP_ROW_VECTORS 128
 #endif
 // Fewest 16-byte vectors a thread of such a row loads (more bytes in flight a thread, fewer lanes a row).
 #ifndef PLUGKIT_RMS_NORM_WARP_ROW_ITEMS
@@ -84,10 +89,14 @@ namespace
 #ifndef PLUGKIT_RMS_NORM_WARP_ROW_MIN_WARPS
 #define PLUGKIT_RMS_NORM_WARP_ROW_MIN_WARPS 16
 #endif
-// Threads of a block whose threads hold several rows each: one warp, as torch.compile's
-// (16384x256 fp16: 1.00x, against 0.98x in blocks of 256 threads).
+// Threads of a block whose threads hold several rows each, in grids of more than one wave.
+// A multiprocessor starts blocks at a bounded rate (H200: about 0.8 blocks a nanosecond over the
+// device), so short blocks cap the bandwidth: one-warp blocks of 4 rows of 128 fp32 values read
+// 2 KB each and ran 262144x128 at 79% of copy (0.82x torch.compile), 4-warp blocks 1.00x.
+// Grids that fit in one wave of one-warp blocks keep those, as torch.compile's kernel has them
+// (16384x256 fp16: 4096 blocks, 31 a multiprocessor, spread more evenly than 1024).
 #ifndef PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS
-#define PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS 32
+#define PLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS 128
 #endif
 constexpr int kThreadsPerRow = PLUGKIT_RMS_NORM_THREADS;
 constexpr int kMaxThreadsPerRow = PLUGKIT_RMS_NORM_MAX_THREADS; // 512: 128 registers a thread for 16 items
@@ -281,14 +290,17 @@ __device__ __forceinline__ float invRms(float sumOfSquares, float invCols, float
 // launchRegister splits larger tensors into launches of fewer rows. The scale is loaded once
 // into registers when it fits in a few.
 // EXACT: rows of exactly 32 x ITEMS x VEC elements, a warp each (blockDim.x 32), at least ROWS
-// of them, in blocks of kManyRowsBlockThreads. The row length is then a constant: no masks,
-// and a thread's rows are one address plus constant offsets (the instructions of torch.compile's
-// kernel for the shape, the constant epsilon and ftz rsqrt aside). The last group is moved back
-// to end at the last row, and stores only the rows the group before did not. The launch bound
-// matters: with 512 threads allowed, ptxas took a thread's rows one after another and loaded X
-// again instead of keeping it (each row's loads issued only when its turn came).
-template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP, bool EVICT_FIRST, bool EXACT = false>
-__global__ void __launch_bounds__(EXACT ? kManyRowsBlockThreads : kMaxThreadsPerRow) registerKernel(T const* __restrict__ x,
+// of them. The row length is then a constant: no masks, and a thread's rows are one address plus
+// constant offsets (the instructions of torch.compile's kernel for the shape, the constant epsilon
+// and ftz rsqrt aside). The last group is moved back to end at the last row, and stores only the
+// rows the group before did not.
+// MAX_THREADS, the launch bound, matters for EXACT kernels, which get that of their block: with
+// 512 threads allowed, ptxas took a thread's rows one after another and loaded X again instead of
+// keeping it (each row's loads issued only when its turn came); with 128 allowed, it gave 4 rows
+// of one 16-byte vector 32 registers instead of 56 (16384x256 fp16 in one-warp blocks: 0.95x
+// against 1.06x).
+template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP, bool EVICT_FIRST, bool EXACT, int MAX_THREADS>
+__global__ void __launch_bounds__(MAX_THREADS) registerKernel(T const* __restrict__ x,
     S const* __restrict__ scale, T* __restrict__ y, int rows, int colsArg, float invColsArg, float epsilon)
 {
     static_assert(WARP || ROWS == 1, "a block-wide row is one row a thread");
@@ -473,13 +485,24 @@ __global__ void expandScaleKernel(S const* __restrict__ scale, S* __restrict__ f
     }
 }
 
-int multiprocessorCount()
+int deviceAttribute(cudaDeviceAttr attribute)
 {
     int device = 0;
-    int multiprocessors = 0;
+    int value = 0;
     PLUGKIT_CUDA_CHECK(cudaGetDevice(&device));
-    PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
-    return multiprocessors;
+    PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&value, attribute, device));
+    return value;
+}
+
+int multiprocessorCount()
+{
+    return deviceAttribute(cudaDevAttrMultiProcessorCount);
+}
+
+// Blocks a multiprocessor holds at most (32 on sm_80 and sm_90, 16 on sm_86 and sm_89).
+int maxBlocksPerMultiprocessor()
+{
+    return deviceAttribute(cudaDevAttrMaxBlocksPerMultiprocessor);
 }
 
 constexpr int64_t nextPowerOfTwo(int64_t n)
@@ -493,12 +516,13 @@ constexpr int64_t nextPowerOfTwo(int64_t n)
 }
 
 // registerKernel in blocks of `block` threads, each block.y x ROWS rows.
-template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP, bool EXACT = false>
+template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP, bool EXACT = false,
+    int MAX_THREADS = kMaxThreadsPerRow>
 void launchRegister(Problem const& p, S const* scale, dim3 block, int64_t multiprocessors, cudaStream_t stream)
 {
     int64_t const groupRows = static_cast<int64_t>(block.y) * ROWS;
     int64_t const blocks = ceilDiv(p.rows, groupRows);
-    auto* kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, true, EXACT>;
+    auto* kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, true, EXACT, MAX_THREADS>;
     // Plain loads and stores: instantiated only for few vectors a thread and 16-byte vectors
     // (the hints apply to those alone).
     constexpr int kPlainMaxItems = WARP ? PLUGKIT_RMS_NORM_WARP_PLAIN_MAX_ITEMS : PLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS;
@@ -506,7 +530,7 @@ void launchRegister(Problem const& p, S const* scale, dim3 block, int64_t multip
     {
         if (blocks > 2 * multiprocessors)
         {
-            kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, false, EXACT>;
+            kernel = registerKernel<T, S, VEC, ITEMS, ROWS, WARP, false, EXACT, MAX_THREADS>;
         }
     }
     // The kernel's offsets are 32-bit: a tensor of 2^31 elements or more goes in launches of
@@ -541,8 +565,10 @@ void launchWarpRows(Problem const& p, S const* scale, int64_t lanes, int64_t mul
     bool const manyRows =
         kRows > 1 && ceilDiv(p.rows, rowsPerWarp * kRows) >= multiprocessors * PLUGKIT_RMS_NORM_WARP_ROW_MIN_WARPS;
     int64_t const rowsPerThread = manyRows ? kRows : 1;
+    // Several rows a thread: one-warp blocks while they fit in one wave, larger ones beyond.
+    bool const oneWave = ceilDiv(p.rows, rowsPerWarp * rowsPerThread) <= multiprocessors * maxBlocksPerMultiprocessor();
+    int64_t rowsPerBlock = (manyRows ? (oneWave ? 32 : kManyRowsBlockThreads) : kWarpRowBlockThreads) / lanes;
     // Fewer rows a block when that would leave multiprocessors idle.
-    int64_t rowsPerBlock = (manyRows ? kManyRowsBlockThreads : kWarpRowBlockThreads) / lanes;
     while (rowsPerBlock > 1 && ceilDiv(p.rows, rowsPerBlock * rowsPerThread) < multiprocessors)
     {
         rowsPerBlock /= 2;
@@ -554,7 +580,15 @@ void launchWarpRows(Problem const& p, S const* scale, int64_t lanes, int64_t mul
     {
         if constexpr (VEC * sizeof(T) == 16)
         {
-            launchRegister<T, S, VEC, ITEMS, kRows, true, true>(p, scale, block, multiprocessors, stream);
+            if (oneWave)
+            {
+                launchRegister<T, S, VEC, ITEMS, kRows, true, true, 32>(p, scale, block, multiprocessors, stream);
+            }
+            else
+            {
+                launchRegister<T, S, VEC, ITEMS, kRows, true, true, kManyRowsBlockThreads>(
+                    p, scale, block, multiprocessors, stream);
+            }
             return;
         }
     }
