@@ -15,10 +15,11 @@ wheel=$(ls "$PWD"/.whl/kernel_lens-*.whl 2>/dev/null | head -n 1)
 variants=(  # name|CUDA flags (the knobs are at the top of plugins/rms_norm/rms_norm_kernel.cu)
   "default|"
   "hints-always|-DPLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS=0 -DPLUGKIT_RMS_NORM_WARP_PLAIN_MAX_ITEMS=0"
-  "row-elements-16|-DPLUGKIT_RMS_NORM_WARP_ROW_ELEMENTS=16"
-  "small-grid-512|-DPLUGKIT_RMS_NORM_SMALL_GRID_THREADS=512"
-  "many-rows-block-128|-DPLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS=128"
+  "hints-never|-DPLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS=16 -DPLUGKIT_RMS_NORM_WARP_PLAIN_MAX_ITEMS=64"
+  "many-rows-block-256|-DPLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS=256"
   "threads-64|-DPLUGKIT_RMS_NORM_THREADS=64"
+  "threads-256|-DPLUGKIT_RMS_NORM_THREADS=256"
+  "stream-1023-256|-DPLUGKIT_RMS_NORM_STREAMING_VECTORS=1023 -DPLUGKIT_RMS_NORM_STREAMING_THREADS=256"
 )
 names() { for v in "${variants[@]}"; do echo "${v%%|*}"; done; }
 

@@ -109,7 +109,17 @@ static_assert(PLUGKIT_RMS_NORM_WARP_ROW_ITEMS > 0 && (PLUGKIT_RMS_NORM_WARP_ROW_
 static_assert(PLUGKIT_RMS_NORM_WARP_ROW_VECTORS <= 32 * kMaxItems, "a warp holds at most 32 x kMaxItems vectors");
 static_assert(kWarpRowBlockThreads % 32 == 0 && kWarpRowBlockThreads <= kMaxThreadsPerRow, "whole warps a block");
 static_assert(kManyRowsBlockThreads % 32 == 0 && kManyRowsBlockThreads <= kMaxThreadsPerRow, "whole warps a block");
-constexpr int kStreamingThreads = 1024;
+// The two-pass kernel: rows of more than STREAMING_VECTORS 16-byte vectors (by default those that
+// do not fit in registers), STREAMING_THREADS threads a row.
+#ifndef PLUGKIT_RMS_NORM_STREAMING_THREADS
+#define PLUGKIT_RMS_NORM_STREAMING_THREADS 1024
+#endif
+#ifndef PLUGKIT_RMS_NORM_STREAMING_VECTORS
+#define PLUGKIT_RMS_NORM_STREAMING_VECTORS (kMaxThreadsPerRow * kMaxItems)
+#endif
+constexpr int kStreamingThreads = PLUGKIT_RMS_NORM_STREAMING_THREADS;
+static_assert(kStreamingThreads % 32 == 0 && kStreamingThreads <= 1024, "whole warps a block");
+static_assert(PLUGKIT_RMS_NORM_STREAMING_VECTORS <= kMaxThreadsPerRow * kMaxItems, "rows the register kernel holds");
 
 // Loads of X and stores of Y, with EVICT_FIRST as ld/st.global.cs (first to leave L1 and L2).
 template <bool EVICT_FIRST, typename V>
@@ -606,7 +616,7 @@ template <typename T, typename S, int VEC>
 void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
 {
     int64_t const vectors = ceilDiv(p.cols, VEC);
-    if (vectors > static_cast<int64_t>(kMaxThreadsPerRow) * kMaxItems)
+    if (vectors > PLUGKIT_RMS_NORM_STREAMING_VECTORS)
     {
         PLUGKIT_CHECK(p.rows <= INT32_MAX, "too many rows (" << p.rows << ") for one launch");
         launchKernel(streamingKernel<T, S, VEC>, dim3(static_cast<unsigned>(p.rows)), dim3(kStreamingThreads), 0, stream,
