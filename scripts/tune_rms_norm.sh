@@ -19,6 +19,7 @@ variants=(  # name|CUDA flags (the knobs are at the top of plugins/rms_norm/rms_
   "many-rows-block-256|-DPLUGKIT_RMS_NORM_MANY_ROWS_BLOCK_THREADS=256"
   "threads-64|-DPLUGKIT_RMS_NORM_THREADS=64"
   "threads-256|-DPLUGKIT_RMS_NORM_THREADS=256"
+  "threads-512|-DPLUGKIT_RMS_NORM_THREADS=512"
   "stream-1023-256|-DPLUGKIT_RMS_NORM_STREAMING_VECTORS=1023 -DPLUGKIT_RMS_NORM_STREAMING_THREADS=256"
 )
 names() { for v in "${variants[@]}"; do echo "${v%%|*}"; done; }
