@@ -495,15 +495,6 @@ __global__ void expandScaleKernel(S const* __restrict__ scale, S* __restrict__ f
     }
 }
 
-int deviceAttribute(cudaDeviceAttr attribute)
-{
-    int device = 0;
-    int value = 0;
-    PLUGKIT_CUDA_CHECK(cudaGetDevice(&device));
-    PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&value, attribute, device));
-    return value;
-}
-
 int multiprocessorCount()
 {
     return deviceAttribute(cudaDevAttrMultiProcessorCount);

@@ -8,7 +8,7 @@
 // when it too is launched with PDL, start the same way.
 //
 //   host (.cu)   launchKernel(kernel, grid, block, sharedBytes, stream, args...)
-//                dependentLaunchEnabled()
+//                dependentLaunchEnabled(), deviceAttribute(attribute)
 //   device       waitForPrerequisites(), allowDependents()
 //
 // The contract for a kernel launched with plugkit::launchKernel: every thread calls
@@ -30,6 +30,16 @@
 namespace plugkit
 {
 
+//! An attribute of the current device (cudaDevAttrMultiProcessorCount, ...).
+inline int deviceAttribute(cudaDeviceAttr attribute)
+{
+    int device = 0;
+    int value = 0;
+    PLUGKIT_CUDA_CHECK(cudaGetDevice(&device));
+    PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&value, attribute, device));
+    return value;
+}
+
 //! Whether launchKernel() uses PDL on the current device: compute capability 9.0 or newer, a driver
 //! that captures PDL launches into CUDA graphs (CUDA 12.3), and PLUGKIT_PDL not "0". Read at
 //! every launch, so that a graph captured with PLUGKIT_PDL=0 holds plain launches.
@@ -41,12 +51,8 @@ inline bool dependentLaunchEnabled()
         return false;
     }
     int driver = 0;
-    int device = 0;
-    int major = 0;
     PLUGKIT_CUDA_CHECK(cudaDriverGetVersion(&driver));
-    PLUGKIT_CUDA_CHECK(cudaGetDevice(&device));
-    PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    return major >= 9 && driver >= 12030;
+    return deviceAttribute(cudaDevAttrComputeCapabilityMajor) >= 9 && driver >= 12030;
 }
 
 #if defined(__CUDACC__)
