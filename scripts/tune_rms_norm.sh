@@ -5,6 +5,7 @@
 #                                                build here, carry build-tune/lib to the GPU machine)
 #   bash scripts/tune_rms_norm.sh test           the RMSNorm gpu tests against every variant
 #   bash scripts/tune_rms_norm.sh bench [ARGS]   times every variant (extra `plugkit bench` ARGS)
+#   TUNE_VARIANTS="default NAME ..." before any of them: only those variants
 # Run `test` and `bench` after scripts/gpu_session.sh installed plugkit (GPU_STEPS="" skips its steps).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,15 @@ variants=(  # name|CUDA flags (the knobs are at the top of plugins/rms_norm/rms_
   "threads-256|-DPLUGKIT_RMS_NORM_THREADS=256"
   "threads-512|-DPLUGKIT_RMS_NORM_THREADS=512"
   "stream-1023-256|-DPLUGKIT_RMS_NORM_STREAMING_VECTORS=1023 -DPLUGKIT_RMS_NORM_STREAMING_THREADS=256"
+  "threads-512-plain4|-DPLUGKIT_RMS_NORM_THREADS=512 -DPLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS=4"
+  "threads-256-plain8|-DPLUGKIT_RMS_NORM_THREADS=256 -DPLUGKIT_RMS_NORM_PLAIN_MAX_ITEMS=8"
 )
+# TUNE_VARIANTS="default threads-512 ..." picks only those.
+if [[ -n ${TUNE_VARIANTS:-} ]]; then
+  picked=()
+  for v in "${variants[@]}"; do [[ " $TUNE_VARIANTS " == *" ${v%%|*} "* ]] && picked+=("$v"); done
+  variants=("${picked[@]}")
+fi
 names() { for v in "${variants[@]}"; do echo "${v%%|*}"; done; }
 
 case "${1:-}" in
