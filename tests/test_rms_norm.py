@@ -243,6 +243,52 @@ def test_matches_reference(dtype, shapes, attrs):
     testing.check_against_reference(library, SCHEMA, shapes, dtype, attrs, seed=len(str(shapes)))
 
 
+def pipeline_rows(rows_a_block: int) -> int:
+    """Rows that the row pipeline (sm_90+) takes, about `rows_a_block` a block of its grid of two
+    blocks a multiprocessor (it takes 4 to 8); other GPUs run them in the register kernel."""
+    import torch
+    return rows_a_block * 2 * torch.cuda.get_device_properties(0).multi_processor_count - 3
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("cols, scale_cols, rows_a_block", [
+    (8200, 8200, 7),    # rows past a whole number of items a thread; each stage used several times
+    (8192, 1, 5),       # the expanded scale of one value
+    (4096, 4096, 8),    # fp32: 16 KB rows, 4 items a thread (16-bit: 8 KB rows, the register kernel)
+    (16384, 16384, 6),  # 16-bit: 32 KB rows, 2 stages a block (fp32: 64 KB rows, the register kernel)
+], ids=str)
+def test_row_pipeline_matches_reference(dtype, cols, scale_cols, rows_a_block):
+    testing.require_cuda()
+    rows = pipeline_rows(rows_a_block)
+    testing.check_against_reference(testing.plugin_library(), SCHEMA, [[rows, cols], [scale_cols]], dtype, seed=rows)
+
+
+@pytest.mark.gpu
+def test_row_pipeline_takes_short_grids_of_wide_rows_on_sm90():
+    """The launcher's rule, by the kernels that ran: the pipeline for 4 to 8 rows a block of 16 KB
+    or more (it is faster there on the H200), the register kernel for longer grids and narrower rows."""
+    torch = testing.require_cuda()
+    if torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("the row pipeline needs the bulk copy engine of compute capability 9.0")
+    library = testing.plugin_library()
+
+    def kernels(rows, cols):
+        x, scale = testing.random_inputs(SCHEMA, [[rows, cols], [cols]], "float16", seed=0)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            testing.run_plugin(library, SCHEMA, [x, scale])
+        return [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+
+    def ran(name, found):
+        return any(name in k for k in found)
+
+    found = kernels(pipeline_rows(7), 8192)
+    assert ran("pipelineKernel", found) and not ran("registerKernel", found), found
+    for rows, cols in [(pipeline_rows(7) * 2, 8192), (pipeline_rows(3), 8192), (pipeline_rows(7), 4096)]:
+        found = kernels(rows, cols)
+        assert ran("registerKernel", found) and not ran("pipelineKernel", found), (rows, cols, found)
+
+
 @pytest.mark.gpu
 def test_large_fp16():
     testing.require_cuda()
@@ -274,9 +320,11 @@ def test_tensors_of_2_to_the_31_elements_and_more(cols):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("x_dtype, scale_dtype", [("float16", "float32"), ("bfloat16", "float32"), ("float32", "bfloat16")])
-def test_scale_in_another_dtype(x_dtype, scale_dtype):
+@pytest.mark.parametrize("rows_a_block, cols", [(None, 4096), (7, 8192)])  # 64 rows, a block each; the row pipeline
+def test_scale_in_another_dtype(x_dtype, scale_dtype, rows_a_block, cols):
     testing.require_cuda()
-    testing.check_against_reference(testing.plugin_library(), SCHEMA, [[64, 4096], [4096]], x_dtype,
+    rows = 64 if rows_a_block is None else pipeline_rows(rows_a_block)
+    testing.check_against_reference(testing.plugin_library(), SCHEMA, [[rows, cols], [cols]], x_dtype,
                                     scale_dtype=scale_dtype)
 
 
@@ -336,6 +384,7 @@ PDL_CASES = [
     ([64, 4096], [4096], "bfloat16"),      # a block a row
     ([3, 131072], [131072], "float16"),    # the streaming kernel
     ([7, 96], [1], "float32"),             # a broadcast scale: each launch first rewrites the workspace
+    ([2048, 8192], [8192], "float32"),     # the row pipeline's persistent grid (H100, H200: 7.8 rows a block)
 ]
 
 
