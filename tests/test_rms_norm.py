@@ -253,7 +253,7 @@ def pipeline_rows(rows_a_block: int) -> int:
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("cols, scale_cols, rows_a_block", [
-    (8200, 8200, 7),    # rows past a whole number of items a thread; each stage used several times
+    (8200, 8200, 7),    # rows past a whole number of items a thread; stages refilled (5 of 16 KB, 2 of 32 KB)
     (8192, 1, 5),       # the expanded scale of one value
     (4096, 4096, 8),    # fp32: 16 KB rows, 4 items a thread (16-bit: 8 KB rows, the register kernel)
     (16384, 16384, 6),  # 16-bit: 32 KB rows, 2 stages a block (fp32: 64 KB rows, the register kernel)

@@ -590,7 +590,7 @@ __global__ void __launch_bounds__(kPipelineMaxThreads) pipelineKernel(T const* _
     }
     int s = 0;
     uint32_t parity = 0;
-    int sums = 0;
+    int partialIndex = 0; // blockSum's arrays in turn
     for (; row < rows; row += step)
     {
         full[s].wait(parity);
@@ -608,8 +608,8 @@ __global__ void __launch_bounds__(kPipelineMaxThreads) pipelineKernel(T const* _
                 squares += sumOfSquares(v);
             }
         }
-        float const inv = invRms(blockSum(squares, partial[sums]), invCols, epsilon);
-        sums ^= 1;
+        float const inv = invRms(blockSum(squares, partial[partialIndex]), invCols, epsilon);
+        partialIndex ^= 1;
         // Past the barrier in blockSum: every thread has read stage s.
         if (issuer && row + stages * step < rows)
         {
@@ -807,7 +807,7 @@ bool launchPipeline(Problem const& p, S const* scale, int64_t vectors, int64_t m
         || p.rows < multiprocessors * PLUGKIT_RMS_NORM_PIPELINE_MIN_ROWS
         || p.rows > multiprocessors * PLUGKIT_RMS_NORM_PIPELINE_BLOCKS * PLUGKIT_RMS_NORM_PIPELINE_MAX_ROWS)
     {
-        return false; // (the grid's size, checked again when known)
+        return false; // outside the rows it takes in the largest grid (checked again in the grid it gets)
     }
     // A scale wider than X (16-bit X, fp32 scale) takes as many registers again: 8 items spilled.
     constexpr int kMaxItems = sizeof(S) > sizeof(T) ? kPipelineMaxItems / 2 : kPipelineMaxItems;

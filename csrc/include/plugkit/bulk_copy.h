@@ -17,7 +17,7 @@
 // device from PTX of an older architecture.
 #pragma once
 
-#include "plugkit/launch.h"
+#include "plugkit/status.h"
 
 #include <cuda_runtime.h>
 
@@ -28,8 +28,8 @@ namespace plugkit
 
 #if defined(__CUDACC__)
 
-//! Whether `kernel`, as it runs on the current device, was compiled for compute capability 9.0 or
-//! newer (its PTX architecture, which also bounds the device's): its bulk copies are real.
+//! Whether `kernel`, as the current device runs it, was compiled for compute capability 9.0 or newer
+//! (its PTX version: 90 also for sm_90 machine code): then its bulk copies are real instructions.
 template <typename... Params>
 bool bulkCopyCompiled(void (*kernel)(Params...))
 {
