@@ -125,14 +125,10 @@ static_assert(kStreamingThreads % 32 == 0 && kStreamingThreads <= 1024, "whole w
 // PIPELINE_MIN_ROW_BYTES, PIPELINE_MIN_ROWS to PIPELINE_MAX_ROWS rows a block of a persistent grid
 // of PIPELINE_BLOCKS blocks a multiprocessor, each with at least two rows in PIPELINE_BYTES of
 // shared memory a multiprocessor (H200: rows of up to 46 KB); up to PIPELINE_THREADS threads a
-// row, as many vectors a thread as that takes. H200, against the register kernel: 2048x16384
-// fp16 34.3-35.4 us against 37.7-38.0 (1.03-1.06x torch.compile against 0.96-0.97x), 1100x16384
-// fp16 19.4 against 23.0, 2048x8192 fp32 33.9-34.1 against 34.6-35.1, 2048x8192 fp16 19.0-19.4
-// against 18.9-19.3. 4096x4096 fp32 (15.5 rows a block): even. In longer grids the register
-// kernel is faster: 4096 rows of 16 KB or 32 KB by 1-4%, 16384x8192 fp16 by 7% (139.8 against
-// 131.1 us), whatever the blocks (1-4 a multiprocessor), stages, threads (256 or 512), L2 hints,
-// proxy fence, one thread waiting for the block, or Y copied out by the engine; under Nsight
-// Compute it reaches 77% of DRAM peak there, the register kernel 81% (plugins/rms_norm/README.md).
+// row, as many vectors a thread as that takes. H200: faster than the register kernel where that
+// one runs about four waves (2048x16384 fp16 1.06x torch.compile against 0.96x), even at two
+// (2048x8192 fp16), 1-7% slower in longer grids whatever its blocks, stages, threads or hints
+// (16384x8192 fp16 by 7%); the measurements are in plugins/rms_norm/README.md.
 #ifndef PLUGKIT_RMS_NORM_PIPELINE_MIN_ROW_BYTES
 #define PLUGKIT_RMS_NORM_PIPELINE_MIN_ROW_BYTES 16384
 #endif
