@@ -17,7 +17,7 @@
 // device from PTX of an older architecture.
 #pragma once
 
-#include "plugkit/status.h"
+#include "plugkit/launch.h"
 
 #include <cuda_runtime.h>
 
@@ -33,9 +33,7 @@ namespace plugkit
 template <typename... Params>
 bool bulkCopyCompiled(void (*kernel)(Params...))
 {
-    cudaFuncAttributes attributes{};
-    PLUGKIT_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
-    return attributes.ptxVersion >= 90;
+    return kernelPtxVersion(kernel) >= 90;
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

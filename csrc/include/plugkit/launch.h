@@ -8,7 +8,7 @@
 // when it too is launched with PDL, start the same way.
 //
 //   host (.cu)   launchKernel(kernel, grid, block, sharedBytes, stream, args...)
-//                dependentLaunchEnabled(), deviceAttribute(attribute)
+//                dependentLaunchEnabled(), deviceAttribute(attribute), kernelPtxVersion(kernel)
 //   device       waitForPrerequisites(), allowDependents()
 //
 // The contract for a kernel launched with plugkit::launchKernel: every thread calls
@@ -39,6 +39,18 @@ inline int deviceAttribute(cudaDeviceAttr attribute)
     PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&value, attribute, device));
     return value;
 }
+
+#if defined(__CUDACC__)
+//! The PTX version `kernel` was compiled from as the current device runs it (90 for sm_90 machine
+//! code too; lower where the driver compiles PTX of an older architecture for a newer device).
+template <typename... Params>
+int kernelPtxVersion(void (*kernel)(Params...))
+{
+    cudaFuncAttributes attributes{};
+    PLUGKIT_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+    return attributes.ptxVersion;
+}
+#endif
 
 //! Whether launchKernel() uses PDL on the current device: compute capability 9.0 or newer, a driver
 //! that captures PDL launches into CUDA graphs (CUDA 12.3), and PLUGKIT_PDL not "0". Read at
