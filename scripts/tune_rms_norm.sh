@@ -15,6 +15,12 @@ wheel=$(ls "$PWD"/.whl/kernel_lens-*.whl 2>/dev/null | head -n 1)
 [[ -n $wheel ]] && export PLUGKIT_TENSORRT_HEADERS_WHEEL="$wheel"
 variants=(  # name|CUDA flags (the knobs are at the top of plugins/rms_norm/rms_norm_kernel.cu)
   "default|"
+  "no-reread|-DPLUGKIT_RMS_NORM_REREAD_MIN_ROW_BYTES=1073741824"
+  "reread-no-hold|-DPLUGKIT_RMS_NORM_REREAD_HOLD_SCALE=0"
+  "reread-8k|-DPLUGKIT_RMS_NORM_REREAD_MIN_ROW_BYTES=8192"
+  "reread-rows-16|-DPLUGKIT_RMS_NORM_REREAD_MIN_ROWS=16"
+  "reread-elements-8|-DPLUGKIT_RMS_NORM_REREAD_MAX_ELEMENTS=8"
+  "reread-threads-256|-DPLUGKIT_RMS_NORM_REREAD_THREADS=256"
   "no-pipeline|-DPLUGKIT_RMS_NORM_PIPELINE_MIN_ROW_BYTES=1073741824"
   "pipe-long-grids|-DPLUGKIT_RMS_NORM_PIPELINE_MAX_ROWS=1000000"
   "pipe-blocks-3|-DPLUGKIT_RMS_NORM_PIPELINE_BLOCKS=3 -DPLUGKIT_RMS_NORM_PIPELINE_BYTES=229376"

@@ -264,27 +264,76 @@ def test_row_pipeline_matches_reference(dtype, cols, scale_cols, rows_a_block):
     testing.check_against_reference(testing.plugin_library(), SCHEMA, [[rows, cols], [scale_cols]], dtype, seed=rows)
 
 
+def reread_rows(rows_a_multiprocessor: int) -> int:
+    """Rows that the re-read kernel (sm_80+) takes for rows of 16 KB or more (4 or more a
+    multiprocessor, those the row pipeline does not); other GPUs run them in the register kernel."""
+    import torch
+    return rows_a_multiprocessor * torch.cuda.get_device_properties(0).multi_processor_count + 5
+
+
 @pytest.mark.gpu
-def test_row_pipeline_takes_short_grids_of_wide_rows_on_sm90():
-    """The launcher's rule, by the kernels that ran: on sm_90+ the pipeline for 4 to 8 rows a block
-    of 16 KB or more (it is faster there on the H200), the register kernel for longer grids and
-    narrower rows; before sm_90 (no bulk copy engine) the register kernel for all of them."""
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("cols, scale_cols", [
+    (4096, 4096),    # fp32: 16 KB rows, 2 vectors a thread (16-bit: 8 KB rows, the register kernel)
+    (5000, 5000),    # fp32: 4 vectors a thread for 1250, 320 threads, the last vector of a thread missing
+    (8192, 1),       # fp32: 4 vectors a thread; 16-bit 2; the expanded scale of one value
+    (8200, 8200),    # just past 512 threads of the most vectors: 544 threads (the 1024-thread bound)
+    (16384, 16384),  # 1024 threads of the most vectors
+], ids=str)
+def test_reread_kernel_matches_reference(dtype, cols, scale_cols):
+    testing.require_cuda()
+    rows = reread_rows(16)
+    testing.check_against_reference(testing.plugin_library(), SCHEMA, [[rows, cols], [scale_cols]], dtype, seed=cols)
+
+
+# Prints, as JSON, the RMSNorm kernels that ran (fp16) for each [rows, cols] of argv[1]. It leaves
+# with os._exit: torch's CUPTI teardown after profiling can abort the process at exit with a glibc
+# heap-corruption error (pytorch/pytorch#195207), which would fail the whole pytest run.
+KERNELS_RAN = """
+import json, os, sys
+import torch
+from plugkit import testing
+from plugkit.ops import get_schema
+schema, library = get_schema("RMSNorm"), testing.plugin_library()
+ran = []
+for rows, cols in json.loads(sys.argv[1]):
+    x, scale = testing.random_inputs(schema, [[rows, cols], [cols]], "float16", seed=0)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        testing.run_plugin(library, schema, [x, scale])
+    names = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    ran.append(sorted({k for k in ("pipelineKernel", "rereadKernel", "registerKernel") if any(k in n for n in names)}))
+print(json.dumps(ran), flush=True)
+os._exit(0)
+"""
+
+
+@pytest.mark.gpu
+def test_launcher_picks_the_kernel_by_shape_and_device():
+    """The launcher's rule, by the kernels that ran (fp16): on sm_90+ the row pipeline for 4 to 8
+    rows a block of 16 to 46 KB; on sm_80+ the re-read kernel for the other grids of 4 or more
+    rows a multiprocessor of 16 KB or more (both faster there on the H200); the register kernel
+    for the rest, and for all of them before sm_80."""
     torch = testing.require_cuda()
-    has_bulk_copy = torch.cuda.get_device_capability()[0] >= 9
-    library = testing.plugin_library()
-
-    def kernel_ran(rows, cols):
-        x, scale = testing.random_inputs(SCHEMA, [[rows, cols], [cols]], "float16", seed=0)
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            testing.run_plugin(library, SCHEMA, [x, scale])
-        names = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-        ran = {kernel for kernel in ("pipelineKernel", "registerKernel") if any(kernel in n for n in names)}
-        assert len(ran) == 1, (rows, cols, names)
-        return ran.pop()
-
-    assert kernel_ran(pipeline_rows(7), 8192) == ("pipelineKernel" if has_bulk_copy else "registerKernel")
-    for rows, cols in [(pipeline_rows(7) * 2, 8192), (pipeline_rows(3), 8192), (pipeline_rows(7), 4096)]:
-        assert kernel_ran(rows, cols) == "registerKernel", (rows, cols)
+    major = torch.cuda.get_device_capability()[0]
+    reread = "rereadKernel" if major >= 8 else "registerKernel"
+    pipeline = "pipelineKernel" if major >= 9 else reread
+    multiprocessors = torch.cuda.get_device_properties(0).multi_processor_count
+    expected = {
+        (pipeline_rows(7), 8192): pipeline,
+        (reread_rows(16), 8192): reread,             # more rows than the pipeline takes
+        (reread_rows(16), 16384): reread,
+        (reread_rows(4), 16384): reread,             # fewer rows than the pipeline takes
+        (3 * multiprocessors, 8192): "registerKernel",  # too few rows for either
+        (pipeline_rows(7), 4096): "registerKernel",  # 8 KB rows
+        (reread_rows(16), 4096): "registerKernel",
+        (reread_rows(4), 32768): "registerKernel",   # 64 KB 16-bit rows: more than 1024 threads of 2 vectors
+    }
+    import json
+    child = subprocess.run([sys.executable, "-c", KERNELS_RAN, json.dumps(list(expected))],
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-3000:]
+    ran = json.loads(child.stdout.strip().splitlines()[-1])
+    assert dict(zip(expected, (r[0] if len(r) == 1 else r for r in ran))) == expected
 
 
 @pytest.mark.gpu
@@ -318,10 +367,11 @@ def test_tensors_of_2_to_the_31_elements_and_more(cols):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("x_dtype, scale_dtype", [("float16", "float32"), ("bfloat16", "float32"), ("float32", "bfloat16")])
-@pytest.mark.parametrize("rows_a_block, cols", [(None, 4096), (7, 8192)])  # 64 rows, a block each; the row pipeline
-def test_scale_in_another_dtype(x_dtype, scale_dtype, rows_a_block, cols):
+# 64 rows, a block each; the row pipeline; the re-read kernel
+@pytest.mark.parametrize("kernel, cols", [("register", 4096), ("pipeline", 8192), ("reread", 8192)])
+def test_scale_in_another_dtype(x_dtype, scale_dtype, kernel, cols):
     testing.require_cuda()
-    rows = 64 if rows_a_block is None else pipeline_rows(rows_a_block)
+    rows = {"register": 64, "pipeline": pipeline_rows(7), "reread": reread_rows(16)}[kernel]
     testing.check_against_reference(testing.plugin_library(), SCHEMA, [[rows, cols], [cols]], x_dtype,
                                     scale_dtype=scale_dtype)
 
@@ -383,6 +433,7 @@ PDL_CASES = [
     ([3, 131072], [131072], "float16"),    # the streaming kernel
     ([7, 96], [1], "float32"),             # a broadcast scale: each launch first rewrites the workspace
     ([2048, 8192], [8192], "float32"),     # the row pipeline's persistent grid (H100, H200: 7.8 rows a block)
+    ([4096, 8192], [8192], "float16"),     # the re-read kernel (H100, H200: 31 rows a multiprocessor)
 ]
 
 

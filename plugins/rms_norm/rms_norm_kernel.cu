@@ -1,13 +1,15 @@
-// RMSNorm kernels. Memory-bound: each element of X is read once and each of Y
-// written once, so a row stays in registers between the sum of squares and the
-// normalization. Rows of up to 128 16-byte vectors get a warp or less (reduced with
+// RMSNorm kernels. Memory-bound: each element of X is read once from DRAM and each of Y
+// written once. Rows of up to 128 16-byte vectors get a warp or less (reduced with
 // shuffles alone), several rows a block, and several rows a thread when there are
-// rows enough; wider rows get a block each; rows too long for registers take a
-// two-pass kernel. On sm_90+, many rows of 16 KB or more take a row pipeline instead: a
-// persistent grid that the bulk copy engine feeds several rows ahead.
+// rows enough, the row kept in registers; wider rows get a block each; rows too long for
+// registers take a two-pass kernel. Rows of 16 KB or more, 4 or more a multiprocessor, take
+// either a row pipeline (sm_90+, 4 to 8 rows a block of its persistent grid, which the bulk
+// copy engine feeds several rows ahead) or a kernel that reads the row twice, the second time
+// from L2 (sm_80+), so that it needs few registers.
 #include "rms_norm_kernel.h"
 
 #include "plugkit/bulk_copy.h"
+#include "plugkit/cache_hints.h"
 #include "plugkit/dispatch.h"
 #include "plugkit/kernels.h"
 #include "plugkit/launch.h"
@@ -155,6 +157,32 @@ static_assert(kStreamingThreads % 32 == 0 && kStreamingThreads <= 1024, "whole w
 #ifndef PLUGKIT_RMS_NORM_PIPELINE_STORE_HINT
 #define PLUGKIT_RMS_NORM_PIPELINE_STORE_HINT 1
 #endif
+// The re-read kernel (long grids of wide rows): rows of at least REREAD_MIN_ROW_BYTES, at least
+// REREAD_MIN_ROWS rows a multiprocessor, a block of up to REREAD_THREADS threads a row with up to
+// REREAD_MAX_ELEMENTS elements each, in 16-byte vectors (twice the threads for rows wider than
+// that). 16 elements: 4 bf16 vectors a thread spilled under the bound of 32 registers.
+#ifndef PLUGKIT_RMS_NORM_REREAD_MIN_ROW_BYTES
+#define PLUGKIT_RMS_NORM_REREAD_MIN_ROW_BYTES 16384
+#endif
+#ifndef PLUGKIT_RMS_NORM_REREAD_MIN_ROWS
+#define PLUGKIT_RMS_NORM_REREAD_MIN_ROWS 4
+#endif
+#ifndef PLUGKIT_RMS_NORM_REREAD_THREADS
+#define PLUGKIT_RMS_NORM_REREAD_THREADS 512
+#endif
+// 1: fp32 rows of the most vectors a thread in REREAD_THREADS-thread blocks hold the scale too
+// (see rereadHoldsScale); 0: no kernel does.
+#ifndef PLUGKIT_RMS_NORM_REREAD_HOLD_SCALE
+#define PLUGKIT_RMS_NORM_REREAD_HOLD_SCALE 1
+#endif
+#ifndef PLUGKIT_RMS_NORM_REREAD_MAX_ELEMENTS
+#define PLUGKIT_RMS_NORM_REREAD_MAX_ELEMENTS 16
+#endif
+constexpr int kRereadThreads = PLUGKIT_RMS_NORM_REREAD_THREADS;
+static_assert(kRereadThreads % 32 == 0 && 2 * kRereadThreads <= 1024, "whole warps a block, twice as many allowed");
+static_assert(PLUGKIT_RMS_NORM_REREAD_MAX_ELEMENTS == 8 || PLUGKIT_RMS_NORM_REREAD_MAX_ELEMENTS == 16,
+    "one to four 16-byte vectors a thread");
+
 constexpr int kPipelineMaxThreads = 512;
 constexpr int kPipelineMaxItems = 8;
 constexpr int kPipelineMaxStages = 8;
@@ -530,6 +558,94 @@ __global__ void __launch_bounds__(kStreamingThreads) streamingKernel(
     }
 }
 
+// Whether the re-read kernel also holds the scale's vectors, loading them with the second read of
+// X before the first store, at up to 40 registers (1536 threads a multiprocessor): fp32 at the
+// most vectors a thread in blocks of REREAD_THREADS (H200, 16384x8192 fp32: 250.8 against
+// 254.1 us; fp16 130.4 against 126.4, so 16-bit rows do not).
+template <typename T, int VEC, int ITEMS, int MAX_THREADS>
+constexpr bool rereadHoldsScale = PLUGKIT_RMS_NORM_REREAD_HOLD_SCALE && sizeof(T) == 4
+    && ITEMS * VEC == PLUGKIT_RMS_NORM_REREAD_MAX_ELEMENTS && MAX_THREADS == kRereadThreads;
+
+// Two reads of X for wide rows (the structure of torch.compile's kernel for them): the first
+// only sums squares, its lines kept in L1 and L2 (evict-last); the second, after the block's
+// sum, takes X again from the caches (evict-first: those lines may go now) to normalize it. No
+// vector is held across the reduction, so a thread needs few registers and a multiprocessor holds
+// 2048 threads (MAX_THREADS and 2048 / MAX_THREADS blocks bound the registers to 32; 1536 threads
+// and 40 registers where it holds the scale), against 512-1024 of the register kernel at 8-16
+// vectors a thread: more rows in flight, whose DRAM reads overlap the other rows' reductions.
+// A block a row, ITEMS vectors a thread.
+template <typename T, typename S, int VEC, int ITEMS, int MAX_THREADS>
+__global__ void __launch_bounds__(MAX_THREADS, (rereadHoldsScale<T, VEC, ITEMS, MAX_THREADS> ? 1536 : 2048) / MAX_THREADS)
+    rereadKernel(T const* __restrict__ x, S const* __restrict__ scale, T* __restrict__ y, int cols, float invCols,
+        float epsilon)
+{
+    waitForPrerequisites();
+    allowDependents();
+    using XVec = Vec<T, VEC>;
+    using SVec = Vec<S, VEC>;
+    T const* const xRow = x + static_cast<int64_t>(blockIdx.x) * cols;
+    T* const yRow = y + static_cast<int64_t>(blockIdx.x) * cols;
+    auto column = [&](int i) { return (i * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x)) * VEC; };
+    auto inRow = [&](int i) { return column(i) < cols; };
+    // Columns past the row's end read its first vector and count for nothing: loads and sums
+    // without branches (branches around them cost a third more instructions, in 16-bit rows the
+    // kernel's limit: vectors taken apart and put together again, addresses computed twice).
+    auto loadColumn = [&](int i) { return inRow(i) ? column(i) : 0; };
+    auto xAt = [&](int i) { return reinterpret_cast<XVec const*>(at(xRow, loadColumn(i))); };
+    XVec items[ITEMS];
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+    {
+        items[i] = loadCached<Evict::Last>(xAt(i));
+    }
+    float squares = -0.0F;
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+    {
+        Floats<VEC> v;
+        toFloats(items[i], v);
+        float const s = sumOfSquares(v);
+        squares += inRow(i) ? s : 0.0F;
+    }
+    float const inv = invRms(blockSum(squares), invCols, epsilon);
+    // The second read of X before the first store (a load after a store it may alias cannot be
+    // moved above it, so each vector's trip to L2 would wait for the store before). The scale
+    // is read between the stores (its lines, read by every block, are in L1) unless the kernel
+    // holds it: at 32 registers that spilled (fp32, bf16).
+    constexpr bool kHoldScale = rereadHoldsScale<T, VEC, ITEMS, MAX_THREADS>;
+    auto scaleAt = [&](int i) { return loadCached<Evict::Last>(reinterpret_cast<SVec const*>(at(scale, loadColumn(i)))); };
+    SVec scaleItems[kHoldScale ? ITEMS : 1];
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+    {
+        items[i] = loadCached<Evict::First>(xAt(i));
+        if constexpr (kHoldScale)
+        {
+            scaleItems[i] = scaleAt(i);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+    {
+        Floats<VEC> v;
+        Floats<VEC> w;
+        toFloats(items[i], v);
+        if constexpr (kHoldScale)
+        {
+            toFloats(scaleItems[i], w);
+        }
+        else
+        {
+            toFloats(scaleAt(i), w);
+        }
+        XVec const out = normalize<T>(v, w, inv);
+        if (inRow(i))
+        {
+            *reinterpret_cast<XVec*>(at(yRow, column(i))) = out;
+        }
+    }
+}
+
 // The row pipeline: a persistent grid, each block rows blockIdx.x, + gridDim.x, ... Thread 0
 // starts the bulk copies of a block's next `stages` rows into shared memory; every thread waits
 // for its row's stage, takes its vectors into registers and adds their squares. The barrier of
@@ -827,6 +943,53 @@ bool launchPipeline(Problem const& p, S const* scale, int64_t vectors, int64_t m
     }
 }
 
+template <typename T, typename S, int VEC, int ITEMS, int MAX_THREADS>
+bool launchRereadItems(Problem const& p, S const* scale, int64_t vectors, cudaStream_t stream)
+{
+    auto* kernel = rereadKernel<T, S, VEC, ITEMS, MAX_THREADS>;
+    if (!cacheHintsCompiled(kernel))
+    {
+        return false; // before sm_80 both reads would come from DRAM
+    }
+    int64_t const threads = ceilDiv(ceilDiv(vectors, ITEMS), 32) * 32;
+    for (int64_t first = 0; first < p.rows; first += INT32_MAX)
+    {
+        int64_t const rows = std::min<int64_t>(INT32_MAX, p.rows - first);
+        launchKernel(kernel, dim3(static_cast<unsigned>(rows)), dim3(static_cast<unsigned>(threads)), 0, stream,
+            static_cast<T const*>(p.x) + first * p.cols, scale, static_cast<T*>(p.y) + first * p.cols,
+            static_cast<int>(p.cols), 1.0F / static_cast<float>(p.cols), p.epsilon);
+    }
+    return true;
+}
+
+// The re-read kernel for the problems it takes (see REREAD_MIN_ROW_BYTES); false for the others.
+template <typename T, typename S, int VEC>
+bool launchReread(Problem const& p, S const* scale, int64_t vectors, int64_t multiprocessors, cudaStream_t stream)
+{
+    constexpr int kMaxItems = std::max(PLUGKIT_RMS_NORM_REREAD_MAX_ELEMENTS / VEC, 1);
+    if (p.cols * static_cast<int64_t>(sizeof(T)) < PLUGKIT_RMS_NORM_REREAD_MIN_ROW_BYTES
+        || p.rows < multiprocessors * PLUGKIT_RMS_NORM_REREAD_MIN_ROWS
+        || vectors > 2 * int64_t{kRereadThreads} * kMaxItems)
+    {
+        return false;
+    }
+    int items = 1;
+    while (items < kMaxItems && ceilDiv(vectors, items) > kRereadThreads)
+    {
+        items *= 2;
+    }
+    if (ceilDiv(vectors, items) > kRereadThreads)
+    {
+        return launchRereadItems<T, S, VEC, kMaxItems, 2 * kRereadThreads>(p, scale, vectors, stream);
+    }
+    switch (items)
+    {
+    case 1: return launchRereadItems<T, S, VEC, 1, kRereadThreads>(p, scale, vectors, stream);
+    case 2: return launchRereadItems<T, S, VEC, std::min(2, kMaxItems), kRereadThreads>(p, scale, vectors, stream);
+    default: return launchRereadItems<T, S, VEC, kMaxItems, kRereadThreads>(p, scale, vectors, stream);
+    }
+}
+
 template <typename T, typename S, int VEC>
 void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
 {
@@ -842,7 +1005,8 @@ void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
     int64_t const multiprocessors = multiprocessorCount();
     if constexpr (VEC * sizeof(T) == 16)
     {
-        if (launchPipeline<T, S, VEC>(p, scale, vectors, multiprocessors, stream))
+        if (launchPipeline<T, S, VEC>(p, scale, vectors, multiprocessors, stream)
+            || launchReread<T, S, VEC>(p, scale, vectors, multiprocessors, stream))
         {
             return;
         }
