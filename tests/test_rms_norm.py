@@ -1,5 +1,6 @@
 """RMSNorm: field parsing, shape inference, serialization and the lifecycle on any
 machine; numerics against the reference on a GPU."""
+import json
 import os
 import subprocess
 import sys
@@ -328,7 +329,6 @@ def test_launcher_picks_the_kernel_by_shape_and_device():
         (reread_rows(16), 4096): "registerKernel",
         (reread_rows(4), 32768): "registerKernel",   # 64 KB 16-bit rows: more than 1024 threads of 2 vectors
     }
-    import json
     child = subprocess.run([sys.executable, "-c", KERNELS_RAN, json.dumps(list(expected))],
                            capture_output=True, text=True, timeout=300)
     assert child.returncode == 0, child.stderr[-3000:]
