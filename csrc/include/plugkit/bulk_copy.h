@@ -17,6 +17,7 @@
 // device from PTX of an older architecture.
 #pragma once
 
+#include "plugkit/cache_hints.h"
 #include "plugkit/launch.h"
 
 #include <cuda_runtime.h>
@@ -98,10 +99,9 @@ __device__ __forceinline__ void bulkLoad(void* dst, void const* src, uint32_t by
     if constexpr (EVICT_FIRST)
     {
         PLUGKIT_BULK_COPY_ASM(
-            "{\n .reg .b64 policy;\n createpolicy.fractional.L2::evict_first.b64 policy, 1.0;\n"
-            " cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], policy;\n}" ::"r"(
+            "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;" ::"r"(
                 sharedAddress(dst)),
-            "l"(src), "r"(bytes), "r"(sharedAddress(&barrier.word))
+            "l"(src), "r"(bytes), "r"(sharedAddress(&barrier.word)), "l"(l2Policy<Evict::First>())
             : "memory");
     }
     else

@@ -3,6 +3,7 @@
 //
 //   device (.cu)   loadCached<Evict::Last>(p)   a line read again soon (by this block or others)
 //                  loadCached<Evict::First>(p)  its last read: the first line to go
+//                  l2Policy<Evict::Last|First>() for other instructions that take an L2 policy
 //   host (.cu)     cacheHintsCompiled(kernel)
 //
 // A kernel that reads its data twice, once to reduce and once to produce its output, reads it
@@ -43,10 +44,9 @@ bool cacheHintsCompiled(void (*kernel)(Params...))
 #define PLUGKIT_CACHE_HINTS 1
 #endif
 
-namespace detail
-{
-
 #if defined(PLUGKIT_CACHE_HINTS)
+//! An L2 cache policy (createpolicy) for instructions that take one (`.L2::cache_hint`): loads
+//! here, bulk copies in plugkit/bulk_copy.h.
 template <Evict E>
 __device__ __forceinline__ uint64_t l2Policy()
 {
@@ -61,7 +61,12 @@ __device__ __forceinline__ uint64_t l2Policy()
     }
     return policy;
 }
+#endif
 
+namespace detail
+{
+
+#if defined(PLUGKIT_CACHE_HINTS)
 // One load of 2, 4, 8 or 16 bytes. Not volatile: two loads of one address with different hints
 // are different instructions, which the compiler does not merge.
 #define PLUGKIT_HINTED_LOAD(OPERANDS, ...)                                                                             \
@@ -133,7 +138,7 @@ __device__ __forceinline__ V loadCached(V const* p)
     auto* words = reinterpret_cast<W*>(&out);
     auto const* from = reinterpret_cast<W const*>(p);
 #if defined(PLUGKIT_CACHE_HINTS)
-    uint64_t const policy = detail::l2Policy<E>();
+    uint64_t const policy = l2Policy<E>();
 #pragma unroll
     for (int w = 0; w < kBytes / kWordBytes; ++w)
     {
