@@ -160,9 +160,9 @@ static_assert(kStreamingThreads % 32 == 0 && kStreamingThreads <= 1024, "whole w
 // The re-read kernel (wide rows the row pipeline does not take): rows of at least
 // REREAD_MIN_ROW_BYTES, at least REREAD_MIN_ROWS rows a multiprocessor (H200: 4 rows ran
 // 700x16384 fp16 at 1.11x torch.compile, the register kernel 0.87x), a block of up to
-// REREAD_THREADS threads a row with up to
-// REREAD_MAX_ELEMENTS elements each, in 16-byte vectors (twice the threads for rows wider than
-// that). 16 elements: 4 bf16 vectors a thread spilled under the bound of 32 registers.
+// REREAD_THREADS threads a row with up to REREAD_MAX_ELEMENTS elements each, in 16-byte vectors
+// (twice the threads for rows wider than that). 16 elements: 4 bf16 vectors a thread spilled
+// under the cap of 32 registers.
 #ifndef PLUGKIT_RMS_NORM_REREAD_MIN_ROW_BYTES
 #define PLUGKIT_RMS_NORM_REREAD_MIN_ROW_BYTES 16384
 #endif
@@ -571,13 +571,21 @@ constexpr bool rereadHoldsScale = PLUGKIT_RMS_NORM_REREAD_HOLD_SCALE && sizeof(T
 // Two reads of X for wide rows (the structure of torch.compile's kernel for them): the first
 // only sums squares, its lines kept in L1 and L2 (evict-last); the second, after the block's
 // sum, takes X again from the caches (evict-first: those lines may go now) to normalize it. No
-// vector is held across the reduction, so a thread needs few registers and a multiprocessor holds
-// 2048 threads (MAX_THREADS and 2048 / MAX_THREADS blocks bound the registers to 32; 1536 threads
-// and 40 registers where it holds the scale), against 512-1024 of the register kernel at 8-16
-// vectors a thread: more rows in flight, whose DRAM reads overlap the other rows' reductions.
+// vector is held across the reduction, so a thread needs few registers (at most 32: 2048 threads
+// a multiprocessor on sm_80/sm_90; 40 and 1536 threads where it holds the scale), against 512-1024
+// threads of the register kernel at 8-16 vectors a thread: more rows in flight, whose DRAM reads
+// overlap the other rows' reductions. The registers are capped with __maxnreg__, not with
+// launch bounds of 2048 threads a multiprocessor, which ptxas warns about for every
+// architecture that holds fewer (sm_75, sm_86, sm_89).
 // A block a row, ITEMS vectors a thread.
+// __maxnreg__ came with CUDA 12.4; before it, launch bounds of that many registers' blocks.
+#if __CUDACC_VER_MAJOR__ > 12 || (__CUDACC_VER_MAJOR__ == 12 && __CUDACC_VER_MINOR__ >= 4)
+#define PLUGKIT_RMS_NORM_REREAD_BOUNDS(THREADS, REGISTERS) __launch_bounds__(THREADS) __maxnreg__(REGISTERS)
+#else
+#define PLUGKIT_RMS_NORM_REREAD_BOUNDS(THREADS, REGISTERS) __launch_bounds__(THREADS, 65536 / (THREADS * (REGISTERS)))
+#endif
 template <typename T, typename S, int VEC, int ITEMS, int MAX_THREADS>
-__global__ void __launch_bounds__(MAX_THREADS, (rereadHoldsScale<T, VEC, ITEMS, MAX_THREADS> ? 1536 : 2048) / MAX_THREADS)
+__global__ void PLUGKIT_RMS_NORM_REREAD_BOUNDS(MAX_THREADS, (rereadHoldsScale<T, VEC, ITEMS, MAX_THREADS> ? 40 : 32))
     rereadKernel(T const* __restrict__ x, S const* __restrict__ scale, T* __restrict__ y, int cols, float invCols,
         float epsilon)
 {
@@ -613,7 +621,7 @@ __global__ void __launch_bounds__(MAX_THREADS, (rereadHoldsScale<T, VEC, ITEMS, 
     // The second read of X before the first store (a load after a store it may alias cannot be
     // moved above it, so each vector's trip to L2 would wait for the store before). The scale
     // is read between the stores (its lines, read by every block, are in L1) unless the kernel
-    // holds it: at 32 registers that spilled (fp32, bf16).
+    // holds it: under the cap of 32 registers that spilled (fp32, bf16).
     constexpr bool kHoldScale = rereadHoldsScale<T, VEC, ITEMS, MAX_THREADS>;
     auto scaleAt = [&](int i) { return loadCached<Evict::Last>(reinterpret_cast<SVec const*>(at(scale, loadColumn(i)))); };
     SVec scaleItems[kHoldScale ? ITEMS : 1];
