@@ -797,6 +797,23 @@ constexpr int64_t nextPowerOfTwo(int64_t n)
     return p;
 }
 
+// The fewest items a thread, doubling from `items` up to `maxItems`, that keep a row of `vectors`
+// within `threads` threads (or `maxItems`, where none does).
+int itemsWithin(int64_t vectors, int64_t threads, int maxItems, int items = 1)
+{
+    while (items < maxItems && ceilDiv(vectors, items) > threads)
+    {
+        items *= 2;
+    }
+    return items;
+}
+
+// Threads for a row of `vectors` at `items` a thread, in whole warps.
+int64_t warpThreads(int64_t vectors, int64_t items)
+{
+    return ceilDiv(ceilDiv(vectors, items), 32) * 32;
+}
+
 // registerKernel in blocks of `block` threads, each block.y x ROWS rows.
 template <typename T, typename S, int VEC, int ITEMS, int ROWS, bool WARP, bool EXACT = false,
     int MAX_THREADS = kMaxThreadsPerRow>
@@ -933,12 +950,8 @@ bool launchPipeline(Problem const& p, S const* scale, int64_t vectors, int64_t m
     }
     // A scale wider than X (16-bit X, fp32 scale) takes as many registers again: 8 items spilled.
     constexpr int kMaxItems = sizeof(S) > sizeof(T) ? kPipelineMaxItems / 2 : kPipelineMaxItems;
-    int items = 1;
-    while (items < kMaxItems && ceilDiv(vectors, items) > PLUGKIT_RMS_NORM_PIPELINE_THREADS)
-    {
-        items *= 2;
-    }
-    int64_t const threads = ceilDiv(ceilDiv(vectors, items), 32) * 32;
+    int const items = itemsWithin(vectors, PLUGKIT_RMS_NORM_PIPELINE_THREADS, kMaxItems);
+    int64_t const threads = warpThreads(vectors, items);
     if (threads > kPipelineMaxThreads)
     {
         return false;
@@ -961,14 +974,11 @@ bool launchRereadItems(Problem const& p, S const* scale, int64_t vectors, cudaSt
     {
         return false; // before sm_80 both reads would come from DRAM
     }
-    int64_t const threads = ceilDiv(ceilDiv(vectors, ITEMS), 32) * 32;
-    for (int64_t first = 0; first < p.rows; first += INT32_MAX)
-    {
-        int64_t const rows = std::min<int64_t>(INT32_MAX, p.rows - first);
-        launchKernel(kernel, dim3(static_cast<unsigned>(rows)), dim3(static_cast<unsigned>(threads)), 0, stream,
-            static_cast<T const*>(p.x) + first * p.cols, scale, static_cast<T*>(p.y) + first * p.cols,
-            static_cast<int>(p.cols), 1.0F / static_cast<float>(p.cols), p.epsilon);
-    }
+    // Rows of 16 KB or more: 2^31 of them would be 32 TB.
+    PLUGKIT_CHECK(p.rows <= INT32_MAX, "too many rows (" << p.rows << ") for one launch");
+    launchKernel(kernel, dim3(static_cast<unsigned>(p.rows)), dim3(static_cast<unsigned>(warpThreads(vectors, ITEMS))),
+        0, stream, static_cast<T const*>(p.x), scale, static_cast<T*>(p.y), static_cast<int>(p.cols),
+        1.0F / static_cast<float>(p.cols), p.epsilon);
     return true;
 }
 
@@ -983,11 +993,7 @@ bool launchReread(Problem const& p, S const* scale, int64_t vectors, int64_t mul
     {
         return false;
     }
-    int items = 1;
-    while (items < kMaxItems && ceilDiv(vectors, items) > kRereadThreads)
-    {
-        items *= 2;
-    }
+    int const items = itemsWithin(vectors, kRereadThreads, kMaxItems);
     if (ceilDiv(vectors, items) > kRereadThreads)
     {
         return launchRereadItems<T, S, VEC, kMaxItems, 2 * kRereadThreads>(p, scale, vectors, stream);
@@ -1021,15 +1027,11 @@ void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
             return;
         }
     }
-    int items = 1;
     if (vectors <= PLUGKIT_RMS_NORM_WARP_ROW_VECTORS)
     {
         // A warp or less a row, each thread at least WARP_ROW_ITEMS vectors (no more than the row has).
-        items = static_cast<int>(std::min<int64_t>(PLUGKIT_RMS_NORM_WARP_ROW_ITEMS, nextPowerOfTwo(vectors)));
-        while (items < kMaxItems && ceilDiv(vectors, items) > 32)
-        {
-            items *= 2;
-        }
+        int const items = itemsWithin(vectors, 32, kMaxItems,
+            static_cast<int>(std::min<int64_t>(PLUGKIT_RMS_NORM_WARP_ROW_ITEMS, nextPowerOfTwo(vectors))));
         int64_t const lanes = nextPowerOfTwo(ceilDiv(vectors, items));
         // Only the item counts these rows can take are instantiated.
         constexpr int kWarpItems = std::max<int>(
@@ -1049,11 +1051,8 @@ void launchWithVec(Problem const& p, S const* scale, cudaStream_t stream)
     // threads (SMALL_GRID_THREADS when the rows are fewer than multiprocessors); rows wider than
     // that at 16 items get up to 512 threads.
     int64_t const threadsPerRow = p.rows < multiprocessors ? PLUGKIT_RMS_NORM_SMALL_GRID_THREADS : kThreadsPerRow;
-    while (items < kMaxItems && ceilDiv(vectors, items) > threadsPerRow)
-    {
-        items *= 2;
-    }
-    dim3 const block(static_cast<unsigned>(ceilDiv(ceilDiv(vectors, items), 32) * 32), 1U);
+    int const items = itemsWithin(vectors, threadsPerRow, kMaxItems);
+    dim3 const block(static_cast<unsigned>(warpThreads(vectors, items)), 1U);
     switch (items)
     {
     case 1: launchRegister<T, S, VEC, 1, 1, false>(p, scale, block, multiprocessors, stream); break;
