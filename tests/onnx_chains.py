@@ -118,16 +118,30 @@ def build(c: Chain, *, extra_output: str | None = None, eps_input: bool = False)
     return model
 
 
-def onnx_rms_normalization(shape=("N", 6), axis=-1, epsilon=1e-5, dtype=np.float32) -> onnx.ModelProto:
-    """The standard RMSNormalization node (opset 23) between two Relus."""
-    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-    scale = numpy_helper.from_array(np.linspace(0.5, 1.5, int(np.prod(shape[axis:]))).reshape(shape[axis:]).astype(dtype), "scale")
+def onnx_rms_normalization(shape=("N", 6), axis=-1, epsilon=1e-5, dtype=np.float32, *, scale_shape=None,
+                           scale_dtype=None, **attrs) -> onnx.ModelProto:
+    """The standard RMSNormalization node (opset 23) between two Relus. ``dtype`` and
+    ``scale_dtype`` are numpy dtypes or "bfloat16"; ``attrs`` go on the node (stash_type...)."""
+    elem = _elem_type(dtype)
+    scale_elem = _elem_type(scale_dtype if scale_dtype is not None else dtype)
+    scale_shape = list(shape[axis:]) if scale_shape is None else list(scale_shape)
+    values = np.linspace(0.5, 1.5, int(np.prod(scale_shape))).astype(np.float32)
+    scale = helper.make_tensor("scale", scale_elem, scale_shape, values.tolist())
+    y_elem = scale_elem  # ONNX types Y with the scale's type
     nodes = [helper.make_node("Relu", ["X"], ["r"], name="/relu"),
-             helper.make_node("RMSNormalization", ["r", "scale"], ["n"], name="/rms", axis=axis, epsilon=epsilon),
+             helper.make_node("RMSNormalization", ["r", "scale"], ["n"], name="/rms", axis=axis, epsilon=epsilon,
+                              **attrs),
              helper.make_node("Tanh", ["n"], ["Y"], name="/tanh")]
     graph = helper.make_graph(nodes, "rms_node", [helper.make_tensor_value_info("X", elem, list(shape))],
-                              [helper.make_tensor_value_info("Y", elem, list(shape))], initializer=[scale])
+                              [helper.make_tensor_value_info("Y", y_elem, list(shape))], initializer=[scale])
+    graph.value_info.append(helper.make_tensor_value_info("n", y_elem, list(shape)))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
     model.ir_version = 10
     onnx.checker.check_model(model)
     return model
+
+
+def _elem_type(dtype):
+    if isinstance(dtype, str) and dtype == "bfloat16":
+        return TensorProto.BFLOAT16
+    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))

@@ -46,7 +46,7 @@ def test_node_carries_what_tensorrt_reads():
     node, attrs = plugin_attrs(insert_plugins(model, ["RMSNorm"]).model)
     assert node.op_type == "RMSNorm" and node.domain == DOMAIN
     assert attrs == {"plugin_version": b"1", "plugin_namespace": b"plugkit",
-                     "axis": -1, "epsilon": pytest.approx(1e-6)}
+                     "axis": -1, "epsilon": pytest.approx(1e-6), "stash_type": 1}
     types = {a.name: a.type for a in node.attribute}
     assert types["axis"] == onnx.AttributeProto.INT and types["epsilon"] == onnx.AttributeProto.FLOAT
     assert list(node.input) == ["X", "scale"]
@@ -75,6 +75,51 @@ def test_onnx_rms_normalization_node():
     assert attrs["axis"] == -2 and attrs["epsilon"] == pytest.approx(1e-3)  # axis 1 of rank 3
     assert remaining_ops(result.model) == ["RMSNorm", "Relu", "Tanh"]
     assert verify_models(model, result.model).ok
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_onnx_rms_normalization_node_of_every_plugin_dtype_is_plugged(dtype):
+    # bfloat16 (ONNX element type 16) was once read as a count: "does not take 16 inputs".
+    from plugkit.ops import get_schema
+    assert dtype in get_schema("RMSNorm").dtypes
+    model = chains.onnx_rms_normalization(shape=("N", 64), dtype=dtype)
+    result = insert_plugins(model, ["RMSNorm"])
+    assert result.count() == 1, [s.reason for s in result.skipped]
+    node, _ = plugin_attrs(result.model)
+    assert node.input[1] == "scale"  # the scale as it was, in its own dtype
+    if dtype != "bfloat16":  # ONNX Runtime's CPU provider has no bf16 kernels
+        assert verify_models(model, result.model).ok
+
+
+def test_explicit_stash_type_1_is_plugged_and_others_refused():
+    model = chains.onnx_rms_normalization(stash_type=1)
+    result = insert_plugins(model, ["RMSNorm"])
+    _, attrs = plugin_attrs(result.model)
+    assert attrs["stash_type"] == 1
+    refused = insert_plugins(chains.onnx_rms_normalization(stash_type=10), ["RMSNorm"])
+    assert refused.count() == 0
+    assert "stash_type=10 (FLOAT16)" in refused.skipped[0].reason
+
+
+def test_scale_broadcast_along_an_inner_normalized_axis():
+    model = chains.onnx_rms_normalization(shape=("N", 323, 149), axis=-2, scale_shape=(323, 1))
+    result = insert_plugins(model, ["RMSNorm"])
+    assert result.count() == 1
+    assert verify_models(model, result.model).ok
+
+
+def test_scale_of_another_dtype_than_x_is_refused_with_both_named():
+    # ONNX types Y with the scale's dtype; the plugin returns X's (ONNX Runtime runs neither).
+    result = insert_plugins(chains.onnx_rms_normalization(dtype=np.float16, scale_dtype=np.float32), ["RMSNorm"])
+    assert result.count() == 0
+    reason = result.skipped[0].reason
+    assert "X is float16 and scale float32" in reason and "ONNX gives Y the scale's dtype" in reason
+
+
+def test_dtypes_the_plugin_does_not_take_are_named():
+    result = insert_plugins(chains.onnx_rms_normalization(dtype=np.float64), ["RMSNorm"])
+    assert result.count() == 0
+    assert "the input is float64; the plugin takes bfloat16, float16, float32" in result.skipped[0].reason
 
 
 def test_two_chains_two_nodes_in_order():

@@ -27,7 +27,8 @@ def serialized(plugin):
 # ------------------------------------------------------------------ fields
 
 def test_missing_fields_take_defaults(creator):
-    assert serialized(creator.create({})) == {"axis": ("INT32", -1), "epsilon": ("FLOAT32", pytest.approx(1e-5))}
+    assert serialized(creator.create({})) == {
+        "axis": ("INT32", -1), "epsilon": ("FLOAT32", pytest.approx(1e-5)), "stash_type": ("INT32", 1)}
 
 
 @pytest.mark.parametrize("fields, expected", [
@@ -48,11 +49,13 @@ def test_good_fields(creator, fields, expected):
     ([Field("axis", 1.5, "FLOAT32")], "field 'axis' is INT32; got FLOAT32"),
     ([Field("axis", [1, 2], "INT32")], "field 'axis' is a single INT32; got 2 values"),
     ([Field("axis", 2**40, "INT64")], "does not fit in INT32"),
-    ([Field("eps", 0.1, "FLOAT32")], "unknown field 'eps'; this plugin's fields are: axis, epsilon"),
+    ([Field("eps", 0.1, "FLOAT32")], "unknown field 'eps'; this plugin's fields are: axis, epsilon, stash_type"),
     ([Field("axis", 0, "INT32"), Field("axis", 1, "INT32")], "field 'axis' is given twice"),
     ([Field("epsilon", 0.0, "FLOAT32")], "epsilon must be a positive number; got 0"),
     ([Field("epsilon", -1e-5, "FLOAT32")], "epsilon must be a positive number"),
     ([Field("epsilon", float("nan"), "FLOAT32")], "epsilon must be a positive number"),
+    ([Field("stash_type", 10, "INT32")], "stash_type must be 1 (float32"),  # ONNX's FLOAT16
+    ([Field("stash_type", 0, "INT32")], "stash_type must be 1 (float32"),
 ])
 def test_bad_fields_are_refused_with_the_field_named(creator, fields, message):
     with pytest.raises(PluginError, match="RMSNorm") as info:
@@ -62,8 +65,9 @@ def test_bad_fields_are_refused_with_the_field_named(creator, fields, message):
 
 
 def test_python_values_become_fields_as_the_onnx_parser_makes_them(creator):
-    plugin = creator.create({"axis": -2, "epsilon": 1e-6})
-    assert serialized(plugin) == {"axis": ("INT32", -2), "epsilon": ("FLOAT32", pytest.approx(1e-6))}
+    plugin = creator.create({"axis": -2, "epsilon": 1e-6, "stash_type": 1})
+    assert serialized(plugin) == {
+        "axis": ("INT32", -2), "epsilon": ("FLOAT32", pytest.approx(1e-6)), "stash_type": ("INT32", 1)}
     with pytest.raises(PluginError, match="field 'epsilon' is FLOAT32; got CHAR"):
         creator.create({"epsilon": "1e-6"})
 
@@ -116,7 +120,7 @@ def test_only_linear_format_is_supported(creator):
 
 @pytest.mark.parametrize("x, scale, axis, message", [
     ([2, 8], [7], -1, "scale [7] does not broadcast to X's normalized axes [8]"),
-    ([2, 6, 8], [6, 1], -2, "broadcasts along an inner normalized axis"),
+    ([2, 6, 8], [6, 2], -2, "scale [6, 2] does not broadcast to X's normalized axes [6, 8]"),
     ([2, 8], [2, 8], -1, "has more axes than X's normalized axes"),
 ])
 def test_shapes_the_plugin_refuses(creator, x, scale, axis, message):
@@ -136,7 +140,8 @@ def test_configure_checks_both_ends_of_a_profile(creator):
         plugin.configure([("float16", bad), ("float16", [8, 64])], [("float16", bad)])
 
 
-@pytest.mark.parametrize("scale", [[64], [1, 64], [8, 64], [1], [], [1, 1]])
+# numpy's rules, as ONNX has them: along inner normalized axes too ([8, 1]).
+@pytest.mark.parametrize("scale", [[64], [1, 64], [8, 64], [1], [], [1, 1], [8, 1], [1, 1, 64], [1, 8, 1]])
 def test_scale_shapes_that_broadcast(creator, scale):
     creator.create({"axis": -2}).configure(
         [("float32", [3, 8, 64]), ("float32", scale)], [("float32", [3, 8, 64])])
@@ -211,6 +216,9 @@ GPU_CASES = [
     ([[3, 131072], [131072]], {}),                 # beyond registers: streaming kernel
     ([[4, 6, 8], [6, 8]], {"axis": -2}),
     ([[5, 3, 40], [40]], {"axis": -2}),            # scale repeats over the normalized axes
+    ([[6, 323, 149], [323, 1]], {"axis": -2}),     # scale broadcasts along an inner normalized axis
+    ([[4, 3, 5, 16], [3, 1, 16]], {"axis": 1}),    # ... along a middle one
+    ([[4, 3, 5, 16], [1, 5, 1]], {"axis": 1}),
     ([[7, 96], [1]], {"epsilon": 1e-2}),           # one scale value
     ([[0, 16], [16]], {}),                         # empty
     ([[4, 0], [0]], {}),                           # empty normalized axes
@@ -374,6 +382,34 @@ def test_scale_in_another_dtype(x_dtype, scale_dtype, kernel, cols):
     rows = {"register": 64, "pipeline": pipeline_rows(7), "reread": reread_rows(16)}[kernel]
     testing.check_against_reference(testing.plugin_library(), SCHEMA, [[rows, cols], [cols]], x_dtype,
                                     scale_dtype=scale_dtype)
+
+
+# Rows of a warp or less whose scale is wider than X or whose width is not a multiple of the
+# vector: lanes past a row's end compute (and do not store) columns there, and must read their
+# scale inside the row. Under compute-sanitizer memcheck with PYTORCH_NO_CUDA_MEMORY_CACHING=1
+# these read nothing past the end of scale (X [33, 1000] fp16, scale fp32 once did).
+WARP_ROW_SCALE_CASES = [
+    (33, 1000),   # 16-bit: 125 vectors, 4 a lane, the last 3 lanes past the end
+    (33, 1016),   # 127 vectors: the last lane past the end
+    (7, 520),     # 65 vectors: 4 a lane, most of the last item past the end
+    (9, 776),     # 97 vectors
+    (5, 1024),    # exactly 128 vectors (no lane past the end)
+    (4001, 1000),  # enough rows for several rows a block
+    (3, 100),     # fp32 25 vectors; 16-bit one element a vector (100 is not a multiple of 8)
+    (3, 126),     # a multiple of 2, not of 4
+    (3, 127),     # odd: one element a vector in every dtype
+    (9001, 124),  # a multiple of 4, not of 8; several rows a thread
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("x_dtype, scale_dtype", [
+    ("float16", "float32"), ("bfloat16", "float32"), ("float32", "float16"), ("float16", "bfloat16")])
+@pytest.mark.parametrize("rows, cols", WARP_ROW_SCALE_CASES, ids=str)
+def test_scale_in_another_dtype_rows_of_a_warp(x_dtype, scale_dtype, rows, cols):
+    testing.require_cuda()
+    testing.check_against_reference(testing.plugin_library(), SCHEMA, [[rows, cols], [cols]], x_dtype,
+                                    scale_dtype=scale_dtype, seed=cols)
 
 
 @pytest.mark.gpu

@@ -7,7 +7,7 @@ import numpy as np
 from plugkit.schema import Attr, OpSchema, TensorSpec
 
 
-def reference(X, scale, *, axis=-1, epsilon=1e-5):
+def reference(X, scale, *, axis=-1, epsilon=1e-5, stash_type=1):
     x = np.asarray(X, dtype=np.float64)
     axis = axis + x.ndim if axis < 0 else axis
     axes = tuple(range(axis, x.ndim))
@@ -15,7 +15,7 @@ def reference(X, scale, *, axis=-1, epsilon=1e-5):
     return x / np.sqrt(mean_square + epsilon) * np.asarray(scale, dtype=np.float64)
 
 
-def torch_reference(X, scale, *, axis=-1, epsilon=1e-5):
+def torch_reference(X, scale, *, axis=-1, epsilon=1e-5, stash_type=1):
     """The same op in PyTorch, accumulating in fp32: the benchmark's baseline."""
     import torch
 
@@ -30,11 +30,13 @@ schema = OpSchema(
     version="1",
     namespace="plugkit",
     doc=__doc__,
-    inputs=(TensorSpec("X", "any rank"), TensorSpec("scale", "broadcastable to X.shape[axis:]")),
-    outputs=(TensorSpec("Y", "X's shape and dtype"),),
+    inputs=(TensorSpec("X", "any rank"),
+            TensorSpec("scale", "broadcastable to X.shape[axis:] (numpy's rules); its own float dtype")),
+    outputs=(TensorSpec("Y", "X's shape and dtype (ONNX: scale's; insert refuses nodes where they differ)"),),
     attrs=(
         Attr("axis", "int32", -1, "first normalized axis; negative counts from the end"),
         Attr("epsilon", "float32", 1e-5, "added to the mean square; must be > 0"),
+        Attr("stash_type", "int32", 1, "ONNX's precision of the mean square: 1 (float32) only"),
     ),
     dtypes=("float32", "float16", "bfloat16"),
     reference=reference,
@@ -45,6 +47,7 @@ schema = OpSchema(
         {"inputs": [(3, 7), (7,)]},
         {"inputs": [(2, 5, 4096), (4096,)]},
         {"inputs": [(4, 6, 8), (6, 8)], "attrs": {"axis": -2}},
+        {"inputs": [(2, 323, 149), (323, 1)], "attrs": {"axis": -2}},
         {"inputs": [(2, 65536), (65536,)]},
         {"inputs": [(0, 16), (16,)]},
     ),

@@ -26,11 +26,12 @@ import numpy as np
 import onnx
 
 from plugkit.onnx_tools import Match, NotReplaceable, Pattern, Replacement, Rewrite, constant_value
+from plugkit.ops import get_schema
 
 SQUARES = ("Pow", "Mul")
 INVERSES = ("Reciprocal", "Div1", "DivX")  # 1/Sqrt via Reciprocal, via Div(1, .), or x / Sqrt
 CASTS = ("none", "norm", "all")  # no casts; cast back before the scale; cast back after it
-PLUGIN_DTYPES = {np.dtype(np.float32), np.dtype(np.float16)}  # bfloat16: numpy has no such dtype
+PLUGIN_DTYPES = frozenset(get_schema("RMSNorm").dtypes)  # names: "float32", "float16", "bfloat16"
 
 
 def _casts_to_float(node):
@@ -93,11 +94,21 @@ def _axis_from_axes(axes, rank) -> int:
                          f"tensor; the plugin normalizes over trailing axes only")
 
 
-def _dtype(tensor):
+def _dtype(tensor) -> str | None:
+    """The tensor's dtype by name ("bfloat16"), or None when unknown. onnx-graphsurgeon gives a
+    numpy dtype, or the ONNX element type number where numpy has none (16 for BFLOAT16)."""
+    dtype = tensor.dtype
+    if dtype is None:
+        return None
+    if isinstance(dtype, (int, np.integer)) and not isinstance(dtype, bool):
+        try:
+            return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(int(dtype))).name
+        except (KeyError, TypeError, ValueError):
+            return onnx.TensorProto.DataType.Name(int(dtype)).lower()
     try:
-        return None if tensor.dtype is None else np.dtype(tensor.dtype)
-    except TypeError:  # a dtype numpy does not have (bfloat16, float8...)
-        return tensor.dtype
+        return np.dtype(dtype).name
+    except TypeError:
+        return str(dtype)
 
 
 def _check_dtypes(x, y):
@@ -107,7 +118,7 @@ def _check_dtypes(x, y):
         raise NotReplaceable(f"input is {_dtype(x)} but the result is {_dtype(y)}; "
                              f"the plugin returns its input's dtype")
     if _dtype(x) not in PLUGIN_DTYPES:
-        raise NotReplaceable(f"the plugin does not take {_dtype(x)} inputs here")
+        raise NotReplaceable(f"the input is {_dtype(x)}; the plugin takes {', '.join(sorted(PLUGIN_DTYPES))}")
     if x.shape is not None and y.shape is not None:
         same = len(x.shape) == len(y.shape) and all(
             a == b for a, b in zip(x.shape, y.shape) if isinstance(a, int) and isinstance(b, int))
@@ -116,12 +127,13 @@ def _check_dtypes(x, y):
 
 
 def _scale_input(scale, x, axis):
-    """``scale`` as the plugin takes it: X's dtype, broadcastable to X.shape[axis:]."""
-    dtype = _dtype(x)
-    if scale is None:  # no scale multiply in the chain: scale by ones
+    """``scale`` as the plugin takes it: fp32, fp16 or bf16 (its own dtype, not necessarily X's),
+    broadcastable to X.shape[axis:]."""
+    if scale is None:  # no scale multiply in the chain: scale by ones (exact in fp32)
         rank = _rank(x)
         dims = x.shape[axis:] if rank is not None and axis < 0 else None
         shape = tuple(dims) if dims and all(isinstance(d, int) for d in dims) else (1,)
+        dtype = _dtype(x) if _dtype(x) in ("float32", "float16") else "float32"  # numpy has no bfloat16
         return np.ones(shape, dtype)
     if scale.shape is None:
         raise NotReplaceable(f"the shape of scale {scale.name!r} is unknown")
@@ -129,13 +141,13 @@ def _scale_input(scale, x, axis):
     if normalized is not None and len(scale.shape) > normalized:
         raise NotReplaceable(f"scale {scale.name!r} has shape {list(scale.shape)}, which reaches "
                              f"beyond the normalized axes; the plugin scales those only")
-    if _dtype(scale) == dtype:
+    if _dtype(scale) in PLUGIN_DTYPES:
         return scale
     value = constant_value(scale)
     if value is None:
         raise NotReplaceable(f"scale {scale.name!r} is {_dtype(scale)} and not a constant; "
-                             f"the plugin needs it in the input's dtype {dtype}")
-    return value.astype(dtype)
+                             f"the plugin takes a scale of {', '.join(sorted(PLUGIN_DTYPES))}")
+    return value.astype(np.float32)
 
 
 def from_chain(m: Match) -> Replacement:
@@ -161,7 +173,15 @@ def from_chain(m: Match) -> Replacement:
 
 
 def from_onnx_node(m: Match) -> Replacement:
-    x, y, node = m.input("X"), m.outputs[0], m.node("rms_norm")
+    x, y, node, scale = m.input("X"), m.outputs[0], m.node("rms_norm"), m.input("scale")
+    stash_type = int(node.attrs.get("stash_type", onnx.TensorProto.FLOAT))
+    if stash_type != onnx.TensorProto.FLOAT:
+        raise NotReplaceable(f"stash_type={stash_type} ({onnx.TensorProto.DataType.Name(stash_type)}); "
+                             f"the plugin computes in float32 (stash_type=1) only")
+    if _dtype(x) is not None and _dtype(scale) is not None and _dtype(x) != _dtype(scale):
+        # ONNX types Y with the scale's type V; ONNX Runtime runs only X and scale of one type.
+        raise NotReplaceable(f"X is {_dtype(x)} and scale {_dtype(scale)}: ONNX gives Y the scale's dtype, "
+                             f"the plugin X's; give scale X's dtype")
     _check_dtypes(x, y)
     axis = int(node.attrs.get("axis", -1))
     rank = _rank(x)
@@ -169,8 +189,8 @@ def from_onnx_node(m: Match) -> Replacement:
         if rank is None:
             raise NotReplaceable(f"axis={axis} of an input of unknown rank; the plugin needs a negative axis")
         axis -= rank
-    return Replacement([x, _scale_input(m.input("scale"), x, axis)],
-                       {"axis": axis, "epsilon": float(node.attrs.get("epsilon", 1e-5))})
+    return Replacement([x, _scale_input(scale, x, axis)],
+                       {"axis": axis, "epsilon": float(node.attrs.get("epsilon", 1e-5)), "stash_type": stash_type})
 
 
 def _spellings():

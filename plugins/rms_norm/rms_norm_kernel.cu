@@ -435,7 +435,10 @@ __global__ void __launch_bounds__(MAX_THREADS) registerKernel(T const* __restric
         }
         else
         {
-            raw = *reinterpret_cast<SVec const*>(at(scale, column(i)));
+            // loadColumn, not column: rows of a warp normalize (unstored) columns past the row's
+            // end too, and their scale must be read inside it (X [33, 1000] fp16 with an fp32
+            // scale read 16-byte vectors past its end).
+            raw = *reinterpret_cast<SVec const*>(at(scale, loadColumn(i)));
         }
         toFloats(raw, w);
     };
@@ -762,17 +765,17 @@ __global__ void __launch_bounds__(kPipelineMaxThreads) pipelineKernel(T const* _
     }
 }
 
-// A scale that broadcasts (one value, or a suffix of the normalized axes) expanded to one
-// value per normalized element, so the kernels above read it like a full one.
+// A scale that broadcasts (one value, a suffix of the normalized axes, or 1s along inner ones)
+// expanded to one value per normalized element, so the kernels above read it like a full one.
 template <typename S>
-__global__ void expandScaleKernel(S const* __restrict__ scale, S* __restrict__ full, int64_t cols, int64_t scaleCols)
+__global__ void expandScaleKernel(S const* __restrict__ scale, S* __restrict__ full, int64_t cols, Broadcast b)
 {
     waitForPrerequisites();
     allowDependents();
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < cols;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     {
-        full[i] = scale[i % scaleCols];
+        full[i] = scale[b.offset(i)];
     }
 }
 
@@ -1072,7 +1075,7 @@ void launchTyped(Problem const& p, void* workspace, cudaStream_t stream)
         PLUGKIT_CHECK(workspace != nullptr, "a broadcast scale needs the workspace getWorkspaceSize asked for");
         auto* full = static_cast<S*>(workspace);
         int const blocks = static_cast<int>(std::min<int64_t>(ceilDiv(p.cols, 256), 1024));
-        launchKernel(expandScaleKernel<S>, dim3(blocks), dim3(256), 0, stream, scale, full, p.cols, p.scaleCols);
+        launchKernel(expandScaleKernel<S>, dim3(blocks), dim3(256), 0, stream, scale, full, p.cols, p.scaleBroadcast);
         scale = full;
     }
     // 16-byte vectors when every row start, and the scale, are aligned for them.

@@ -1,6 +1,8 @@
 // Launcher of the RMSNorm kernels (rms_norm_kernel.cu).
 #pragma once
 
+#include "plugkit/kernels.h"
+
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
 
@@ -19,8 +21,9 @@ struct Problem
     void* y;
     int64_t rows;
     int64_t cols;      //!< normalized size: product of X's dims from `axis` on
-    int64_t scaleCols; //!< scale's element count: cols, 1 (one value for all), or a divisor of cols it repeats over
+    int64_t scaleCols; //!< scale's element count: cols, or fewer where it broadcasts
     float epsilon;
+    Broadcast scaleBroadcast; //!< scale's offset for each normalized element (used where scaleCols != cols)
 };
 
 //! Workspace bytes a launch needs: room to expand a scale that broadcasts (scaleCols != cols).

@@ -1,7 +1,7 @@
 // RMSNorm (ONNX RMSNormalization, opset 23) as an IPluginV3 plugin:
 //   Y = X / sqrt(mean(X^2 over axes >= axis) + epsilon) * scale
 // X, scale and Y are fp32, fp16 or bf16 (scale's type may differ from X's);
-// Y has X's type and shape; the sum of squares is accumulated in fp32.
+// Y has X's type and shape; the sum of squares is accumulated in fp32 (stash_type 1).
 #include "rms_norm_kernel.h"
 
 #include "plugkit/plugin.h"
@@ -15,13 +15,16 @@ struct RmsNormAttrs
 {
     int32_t axis = -1;
     float epsilon = 1e-5F;
+    int32_t stashType = 1; //!< ONNX's precision of the mean square: 1 (float32), the only one the kernels have
 
-    static constexpr auto fields
-        = fieldTable(field("axis", &RmsNormAttrs::axis), field("epsilon", &RmsNormAttrs::epsilon));
+    static constexpr auto fields = fieldTable(field("axis", &RmsNormAttrs::axis),
+        field("epsilon", &RmsNormAttrs::epsilon), field("stash_type", &RmsNormAttrs::stashType));
 
     void validate() const
     {
         PLUGKIT_CHECK(std::isfinite(epsilon) && epsilon > 0.0F, "epsilon must be a positive number; got " << epsilon);
+        PLUGKIT_CHECK(stashType == 1,
+            "stash_type must be 1 (float32: the sum of squares is accumulated in fp32); got " << stashType);
     }
 };
 
@@ -57,7 +60,7 @@ public:
     {
         Layout const l = layout(t.inputDesc[0].dims, t.inputDesc[1].dims);
         launch(Problem{t.inputDesc[0].type, t.inputDesc[1].type, t.inputs[0], t.inputs[1], t.outputs[0], l.rows, l.cols,
-                   l.scaleCols, attrs().epsilon},
+                   l.scaleCols, attrs().epsilon, l.scale},
             workspace, stream);
     }
 
@@ -67,6 +70,7 @@ private:
         int64_t rows;
         int64_t cols;
         int64_t scaleCols;
+        Broadcast scale; //!< how scale is read along X's normalized axes
     };
 
     int32_t firstAxis(int32_t rank) const
@@ -79,56 +83,42 @@ private:
         return axis < 0 ? axis + rank : axis;
     }
 
-    // Rows and normalized size of X, and how scale covers the normalized axes X[axis:].
-    // scale must broadcast to X[axis:]; the kernels take it whole, as one value, or as a
-    // suffix of the normalized axes that repeats (e.g. [H] over normalized axes [S, H]).
+    // Rows and normalized size of X, and how scale broadcasts to the normalized axes X[axis:]
+    // (numpy's rules, as ONNX has them: [H] or [S, H] or [S, 1] over normalized axes [S, H]).
     Layout layout(nvinfer1::Dims const& x, nvinfer1::Dims const& scale) const
     {
         int32_t const axis = firstAxis(x.nbDims);
-        Layout l{1, 1, 1};
+        Layout l{1, 1, volume(scale), {}};
         for (int32_t i = 0; i < x.nbDims; ++i)
         {
             (i < axis ? l.rows : l.cols) *= x.d[i];
         }
-        int32_t lead = 0; // leading 1s of scale broadcast trivially
-        while (lead < scale.nbDims - 1 && scale.d[lead] == 1)
+        nvinfer1::Dims normalized{};
+        normalized.nbDims = x.nbDims - axis;
+        for (int32_t i = 0; i < normalized.nbDims; ++i)
+        {
+            normalized.d[i] = x.d[axis + i];
+        }
+        int32_t lead = 0; // leading 1s of scale broadcast trivially, even beyond the normalized rank
+        while (lead < scale.nbDims - normalized.nbDims && scale.d[lead] == 1)
         {
             ++lead;
         }
-        int32_t const normalizedRank = x.nbDims - axis;
-        int32_t const scaleRank = scale.nbDims - lead;
-        PLUGKIT_CHECK(scaleRank <= normalizedRank,
-            "scale " << toString(scale) << " has more axes than X's normalized axes " << toStringFrom(x, axis));
-        if (volume(scale) == 1)
+        nvinfer1::Dims trimmed{};
+        trimmed.nbDims = scale.nbDims - lead;
+        for (int32_t i = 0; i < trimmed.nbDims; ++i)
         {
-            return l;
+            trimmed.d[i] = scale.d[lead + i];
         }
-        for (int32_t i = 0; i < scaleRank; ++i)
-        {
-            int64_t const s = scale.d[lead + i];
-            int64_t const d = x.d[x.nbDims - scaleRank + i];
-            // Broadcasting along an axis after scale's first (e.g. [H, 1]) would need strided reads.
-            PLUGKIT_CHECK(s == d || s != 1,
-                "scale " << toString(scale) << " broadcasts along an inner normalized axis, which RMSNorm does not "
-                         << "support; expand it to " << toStringFrom(x, x.nbDims - scaleRank));
-            PLUGKIT_CHECK(s == d,
-                "scale " << toString(scale) << " does not broadcast to X's normalized axes " << toStringFrom(x, axis)
-                         << " (axis=" << attrs().axis << ")");
-        }
-        l.scaleCols = volume(scale);
+        PLUGKIT_CHECK(trimmed.nbDims <= normalized.nbDims,
+            "scale " << toString(scale) << " has more axes than X's normalized axes " << toString(normalized));
+        PLUGKIT_CHECK(broadcastsTo(trimmed, normalized),
+            "scale " << toString(scale) << " does not broadcast to X's normalized axes " << toString(normalized)
+                     << " (axis=" << attrs().axis << ")");
+        l.scale = broadcast(trimmed, normalized);
         return l;
     }
 
-    static std::string toStringFrom(nvinfer1::Dims const& d, int32_t first)
-    {
-        nvinfer1::Dims tail{};
-        tail.nbDims = d.nbDims - first;
-        for (int32_t i = 0; i < tail.nbDims; ++i)
-        {
-            tail.d[i] = d.d[first + i];
-        }
-        return toString(tail);
-    }
 };
 
 PLUGKIT_REGISTER_PLUGIN(RmsNormPlugin)
