@@ -206,6 +206,71 @@ def test_enqueue_without_a_gpu_says_so():
     assert "enqueue needs a CUDA device" in result.stdout
 
 
+# ------------------------------------------------------------------ the kernel rule (CPU)
+
+# The rule (plugins/rms_norm/rms_norm_rule.h) is a pure function of the problem and the device's
+# properties; a small C++ program prints its plan for each case, compiled here with the host's
+# C++ compiler. A change of the rule, or of a knob in rms_norm_config.h, changes a row below.
+H200 = "132 32 232448 233472 90 2"  # SMs, blocks an SM, shared memory a block (opt-in) and an SM, PTX, pipeline blocks an SM
+A100 = "108 32 166912 167936 80 2"
+T4 = "40 16 65536 65536 75 0"
+# device, rows, cols, bytes of X, bytes of scale, 16-byte vectors ->
+# family vec items threads rows-a-block rows-a-thread exact launch-bound evict-first stages stage-bytes grid
+RULE_CASES = [
+    (H200, "16384 8192 4 4 1", "reread 4 4 512 1 1 0 512 1 0 0 0"),       # fp32 holds the scale
+    (H200, "16384 8192 2 2 1", "reread 8 2 512 1 1 0 512 1 0 0 0"),
+    (H200, "1845 8192 2 2 1", "pipeline 8 4 256 1 1 0 0 1 5 16384 264"),  # 7 rows a block, 5 stages of 16 KB
+    (H200, "2048 16384 2 2 1", "pipeline 8 8 256 1 1 0 0 1 2 32768 264"),
+    (H200, "2048 16384 4 4 1", "reread 4 4 1024 1 1 0 1024 1 0 0 0"),     # 64 KB rows: one stage only
+    (H200, "396 8192 2 2 1", "block_rows 8 8 128 1 1 0 512 1 0 0 0"),     # 3 rows an SM: too few for either
+    (H200, "4096 4096 2 2 1", "block_rows 8 4 128 1 1 0 512 1 0 0 0"),    # 8 KB rows
+    (H200, "4096 4096 4 4 1", "reread 4 2 512 1 1 0 512 1 0 0 0"),
+    (H200, "32768 1024 2 2 1", "warp_rows 8 4 32 8 1 0 512 0 0 0 0"),     # plain loads: few vectors, many blocks
+    (H200, "262144 128 4 4 1", "warp_rows 4 1 32 4 4 1 128 0 0 0 0"),     # constant length, 4-warp blocks
+    (H200, "16384 256 4 4 1", "warp_rows 4 2 32 1 4 1 32 0 0 0 0"),       # constant length, one wave of one-warp blocks
+    (H200, "70001 64 2 2 1", "warp_rows 8 1 8 16 4 0 512 0 0 0 0"),       # 4 rows a warp
+    (H200, "33 1000 2 4 1", "warp_rows 8 4 32 1 1 0 512 1 0 0 0"),        # fp32 scale not held (issue 22 item 10)
+    (H200, "64 2048 2 2 1", "block_rows 8 1 256 1 1 0 512 1 0 0 0"),      # fewer rows than SMs: 256 threads
+    (H200, "1024 65536 2 2 1", "block_rows 8 16 512 1 1 0 512 1 0 0 0"),
+    (H200, "1024 65536 4 4 1", "streaming 4 1 1024 1 1 0 0 1 0 0 0"),
+    (H200, "8 512 2 2 0", "block_rows 1 2 256 1 1 0 512 1 0 0 0"),       # misaligned: one element a vector
+    (A100, "1845 8192 2 2 1", "reread 8 2 512 1 1 0 512 1 0 0 0"),        # no bulk copies before sm_90
+    (T4, "2117 8192 2 2 1", "block_rows 8 8 128 1 1 0 512 1 0 0 0"),      # no cache hints before sm_80
+    ("132 32 232448 233472 90 1", "1845 8192 2 2 1", "reread 8 2 512 1 1 0 512 1 0 0 0"),  # one block an SM fits
+]
+
+
+@pytest.fixture(scope="module")
+def kernel_rule(tmp_path_factory):
+    """The rule's plan for each input line, from tests/cpp/rms_norm_rule_main.cpp."""
+    import shutil
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    compiler = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
+    if compiler is None:
+        pytest.fail("the kernel rule's test needs a C++17 compiler (c++ or $CXX) on PATH")
+    exe = tmp_path_factory.mktemp("rule") / "rms_norm_rule"
+    subprocess.run([compiler, "-std=c++17", "-Wall", "-Wextra", "-Werror", f"-I{root / 'plugins' / 'rms_norm'}",
+                    str(root / "tests" / "cpp" / "rms_norm_rule_main.cpp"), "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+
+    def plans(lines):
+        out = subprocess.run([str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
+        return out.stdout.splitlines()
+    return plans
+
+
+def test_kernel_rule_picks_each_family_and_its_launch(kernel_rule):
+    got = kernel_rule([f"{device} {problem}" for device, problem, _ in RULE_CASES])
+    assert dict(zip((p for _, p, _ in RULE_CASES), got)) == {p: e for _, p, e in RULE_CASES}
+
+
+def test_kernel_rule_header_needs_no_cuda():
+    from pathlib import Path
+    rule = (Path(__file__).resolve().parent.parent / "plugins" / "rms_norm" / "rms_norm_rule.h").read_text()
+    assert "cuda" not in "".join(line for line in rule.splitlines() if line.startswith("#include")).lower()
+
+
 # ------------------------------------------------------------------ numerics (GPU)
 
 GPU_CASES = [

@@ -2,7 +2,7 @@
 //   Y = X / sqrt(mean(X^2 over axes >= axis) + epsilon) * scale
 // X, scale and Y are fp32, fp16 or bf16 (scale's type may differ from X's);
 // Y has X's type and shape; the sum of squares is accumulated in fp32 (stash_type 1).
-#include "rms_norm_kernel.h"
+#include "rms_norm_launch.h"
 
 #include "plugkit/plugin.h"
 

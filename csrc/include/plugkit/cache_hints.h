@@ -4,6 +4,8 @@
 //   device (.cu)   loadCached<Evict::Last>(p)   a line read again soon (by this block or others)
 //                  loadCached<Evict::First>(p)  its last read: the first line to go
 //                  l2Policy<Evict::Last|First>() for other instructions that take an L2 policy
+//                  loadOnce<EVICT_FIRST>(p), storeOnce<EVICT_FIRST>(p, v)  data read or written once:
+//                    with EVICT_FIRST, 16-byte values as ld/st.global.cs (any architecture)
 //   host (.cu)     cacheHintsCompiled(kernel)
 //
 // A kernel that reads its data twice, once to reduce and once to produce its output, reads it
@@ -125,6 +127,36 @@ struct Word<16>
 };
 
 } // namespace detail
+
+//! `*p` for data read once: with EVICT_FIRST, a 16-byte value is loaded with ld.global.cs (first
+//! to leave L1 and L2; no cache policy, so any architecture); otherwise, and for other sizes, plainly.
+template <bool EVICT_FIRST, typename V>
+__device__ __forceinline__ V loadOnce(V const* p)
+{
+    if constexpr (sizeof(V) == 16 && EVICT_FIRST)
+    {
+        uint4 const raw = __ldcs(reinterpret_cast<uint4 const*>(p));
+        return *reinterpret_cast<V const*>(&raw);
+    }
+    else
+    {
+        return *p;
+    }
+}
+
+//! `*p = v` for data written once: with EVICT_FIRST, a 16-byte value is stored with st.global.cs.
+template <bool EVICT_FIRST, typename V>
+__device__ __forceinline__ void storeOnce(V* p, V const& v)
+{
+    if constexpr (sizeof(V) == 16 && EVICT_FIRST)
+    {
+        __stcs(reinterpret_cast<uint4*>(p), *reinterpret_cast<uint4 const*>(&v));
+    }
+    else
+    {
+        *p = v;
+    }
+}
 
 //! `*p`, with L1 and L2 told to keep the line (Evict::Last) or to let it go first (Evict::First).
 template <Evict E, typename V>

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# RMSNorm kernel variants: compile-time knobs at the top of rms_norm_kernel.cu, each built
+# RMSNorm kernel variants: compile-time knobs of rms_norm_config.h, each built
 # into its own library, then timed together (same rounds, interleaved) with torch.compile.
-#   bash scripts/tune_rms_norm.sh build          builds build-tune/lib/NAME.so for sm_90 (no GPU needed:
+#   bash plugins/rms_norm/tune.sh build          builds build-tune/lib/NAME.so for sm_90 (no GPU needed:
 #                                                build here, carry build-tune/lib to the GPU machine)
-#   bash scripts/tune_rms_norm.sh test           the RMSNorm gpu tests against every variant
-#   bash scripts/tune_rms_norm.sh bench [ARGS]   times every variant (extra `plugkit bench` ARGS)
+#   bash plugins/rms_norm/tune.sh test           the RMSNorm gpu tests against every variant
+#   bash plugins/rms_norm/tune.sh bench [ARGS]   times every variant (extra `plugkit bench` ARGS)
 #   TUNE_VARIANTS="default NAME ..." before any of them: only those variants
 # Run `test` and `bench` after scripts/gpu_session.sh installed plugkit (GPU_STEPS="" skips its steps).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 # Without network the TensorRT headers come from the carried wheel (see scripts/gpu_session.sh).
 wheel=$(ls "$PWD"/.whl/kernel_lens-*.whl 2>/dev/null | head -n 1)
 [[ -n $wheel ]] && export PLUGKIT_TENSORRT_HEADERS_WHEEL="$wheel"
-variants=(  # name|CUDA flags (the knobs are at the top of plugins/rms_norm/rms_norm_kernel.cu)
+variants=(  # name|CUDA flags (the knobs are in plugins/rms_norm/rms_norm_config.h)
   "default|"
   "no-reread|-DPLUGKIT_RMS_NORM_REREAD_MIN_ROW_BYTES=1073741824"
   "reread-no-hold|-DPLUGKIT_RMS_NORM_REREAD_HOLD_SCALE=0"

@@ -1,4 +1,4 @@
-// Launcher of the RMSNorm kernels (rms_norm_kernel.cu).
+// Launcher of the RMSNorm kernels (rms_norm_launch.cu).
 #pragma once
 
 #include "plugkit/kernels.h"
