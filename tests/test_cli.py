@@ -46,7 +46,8 @@ def test_check_names_fields_that_differ_from_op_py(library_file, tmp_path):
     (tmp_path / "rms_norm/op.py").write_text(changed)
     result = plugkit("check", library_file, "--plugins-dir", tmp_path)
     assert result.returncode == 1
-    assert "fields (axis:INT32, epsilon:FLOAT32) differ from op.py's attributes (axis:INT32, epsilon:INT32)" in result.stderr
+    assert ("fields (axis:INT32, epsilon:FLOAT32, stash_type:INT32) differ from op.py's attributes "
+            "(axis:INT32, epsilon:INT32, stash_type:INT32)") in result.stderr
 
 
 @pytest.mark.parametrize("target, message", [

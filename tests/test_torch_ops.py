@@ -41,7 +41,7 @@ class Block(torch.nn.Module):
 def test_names_and_schema_string():
     assert torch_op_name(get_schema("RMSNorm")) == "rms_norm"
     assert torch_op_name(OpSchema("GeLUTanh", ("X",), ("Y",))) == "ge_lu_tanh"
-    assert torch_schema(get_schema("RMSNorm")) == "(Tensor X, Tensor scale, int axis=-1, float epsilon=1e-05) -> Tensor"
+    assert torch_schema(get_schema("RMSNorm")) == "(Tensor X, Tensor scale, int axis=-1, float epsilon=1e-05, int stash_type=1) -> Tensor"
     every_type = OpSchema("Many", ("A", "B"), ("Y", "Z"), attrs=(
         Attr("i", "int64", 3), Attr("f", "float32", 0.5), Attr("ints", "int32[]", (1, 2)),
         Attr("floats", "float32[]", (0.25,)), Attr("mode", "string", 'say "hi"')))
@@ -97,7 +97,7 @@ def test_export_emits_one_plugin_node(rms_norm, tmp_path, dynamo):
     assert [n for n in model.graph.node if n.op_type == "RMSNorm"] == [node]
     assert node.op_type == "RMSNorm" and node.domain == DOMAIN
     attrs = {a.name: a for a in node.attribute}
-    assert set(attrs) == {"plugin_version", "plugin_namespace", "axis", "epsilon"}
+    assert set(attrs) == {"plugin_version", "plugin_namespace", "axis", "epsilon", "stash_type"}
     assert attrs["plugin_version"].s == b"1" and attrs["plugin_namespace"].s == b"plugkit"
     assert attrs["axis"].type == onnx.AttributeProto.INT and attrs["axis"].i == -1
     assert attrs["epsilon"].type == onnx.AttributeProto.FLOAT and attrs["epsilon"].f == pytest.approx(1e-6)
