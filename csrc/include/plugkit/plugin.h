@@ -149,10 +149,15 @@ public:
         {
             return mTactic;
         }
-        return guarded<int32_t>("tactic", who(), 0, [&] {
-            std::vector<int32_t> const valid = self().tactics();
+        try
+        {
+            std::vector<int32_t> const valid = self().tactics(); // getValidTactics reported any error already
             return valid.empty() ? 0 : valid.front();
-        });
+        }
+        catch (...)
+        {
+            return 0;
+        }
     }
 
     // ---- IPluginV3 ----
