@@ -67,6 +67,12 @@ def test_set_tactic_refuses_a_value_the_plugin_did_not_declare(creator):
         PreparedPlugin(creator, {"variants": 2}, [("float32", [2])], tactic=3)
 
 
+def test_tactic_values_must_be_positive():
+    plugin = library().creator("SizeTensorMisuse").create({"mistake": "zero_tactic"})
+    with pytest.raises(PluginError, match=r"tactics\(\) must return unique positive values; got 2, 0"):
+        plugin.valid_tactics()
+
+
 def test_serialization_round_trip_with_a_chosen_tactic(creator):
     build = creator.create({"factor": 0.5, "variants": 3})
     build.set_tactic(3)

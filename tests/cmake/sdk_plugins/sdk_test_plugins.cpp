@@ -133,7 +133,7 @@ PLUGKIT_REGISTER_PLUGIN(NonZeroProbePlugin)
 
 struct MisuseAttrs
 {
-    std::string mistake = "none"; // "int64_size", "bool_output", "size_not_0d"
+    std::string mistake = "none"; // "int64_size", "bool_output", "size_not_0d", "zero_tactic"
     static constexpr auto fields = plugkit::fieldTable(plugkit::field("mistake", &MisuseAttrs::mistake));
 };
 
@@ -150,6 +150,11 @@ public:
         plugkit::anyOf(plugkit::kIndexTypes)};
 
     using Plugin::Plugin;
+
+    std::vector<int32_t> tactics() const
+    {
+        return attrs().mistake == "zero_tactic" ? std::vector<int32_t>{2, 0} : std::vector<int32_t>{};
+    }
 
     void outputDataTypes(nvinfer1::DataType const*, nvinfer1::DataType* out) const
     {
