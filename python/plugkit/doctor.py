@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .errors import PlugkitError
+from .library_file import check_library_file
 
 # Domains whose ops the ONNX parser imports itself (never through plugins).
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training")
@@ -270,7 +271,7 @@ def plugin_nodes(model) -> tuple[list[PluginNode], list[str]]:
 # --- the libraries -----------------------------------------------------------
 
 def check_library_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Each path must be an existing file; the message names the fix."""
+    """Each path must be a complete shared library for this machine; the message names the fix."""
     checked = []
     for path in paths:
         path = Path(path)
@@ -280,7 +281,7 @@ def check_library_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
             raise PlugkitError(f"plugin library {path} does not exist{hint}")
         if path.is_dir():
             raise PlugkitError(f"plugin library {path} is a directory; pass the .so file")
-        checked.append(path)
+        checked.append(check_library_file(path))
     return checked
 
 

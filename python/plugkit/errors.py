@@ -26,3 +26,7 @@ class OnnxModelError(PlugkitError, ValueError):
 
 class OpsetConflictError(PlugkitError, ValueError):
     """A model whose opset imports clash with what plugkit needs to add."""
+
+
+class PluginLibraryError(PlugkitError):
+    """A missing file, a file that is not a plugin library, or no such plugin in it."""

@@ -3,6 +3,7 @@ import sys
 
 from ..errors import PlugkitError
 from ..library_check import check
+from ..library_file import check_library_file
 
 
 def register(subparsers):
@@ -18,6 +19,7 @@ def main(args) -> int:
 
 
 def report(library, plugins_dir=None) -> int:
+    check_library_file(library)  # not a library at all: an error (exit 2), not a failed check
     try:
         result = check(library, plugins_dir)
     except PlugkitError as exc:
