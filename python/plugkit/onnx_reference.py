@@ -19,7 +19,7 @@ def run_reference_model(onnx_path: str | os.PathLike, feeds: Mapping[str, Any]) 
     """Outputs (name -> numpy array) of the model at ``onnx_path`` for ``feeds``."""
     import numpy as np
 
-    from .onnx_tools.model_io import load_model
+    from .onnx_tools.model_io import load_model, load_model_with_weights
     from .onnx_tools.plugin_node import plugin_nodes
 
     model = load_model(onnx_path)
@@ -34,13 +34,14 @@ def run_reference_model(onnx_path: str | os.PathLike, feeds: Mapping[str, Any]) 
     if not plugin_nodes(model):
         import onnxruntime
 
-        session = onnxruntime.InferenceSession(model.SerializeToString(),
-                                               providers=["CPUExecutionProvider"])
+        # By path: ONNX Runtime reads external data (models over 2 GB) itself.
+        session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         return dict(zip(outputs, session.run(outputs, feeds)))
 
     from onnx.reference import ReferenceEvaluator
 
     from .onnx_tools.reference import reference_ops
 
-    evaluator = ReferenceEvaluator(model, new_ops=reference_ops())
+    del model
+    evaluator = ReferenceEvaluator(load_model_with_weights(onnx_path), new_ops=reference_ops())
     return dict(zip(outputs, evaluator.run(outputs, feeds)))

@@ -19,8 +19,9 @@ import onnx_graphsurgeon as gs
 
 from ..errors import OnnxModelError, OpsetConflictError, SchemaError
 from ..op_modules import op_module, sibling_module
+from ..output_files import check_output_path
 from ..schema import OpSchema
-from .model_io import load_model, same_file, save_model
+from .model_io import checkable, load_model_and_layout, same_file, save_model
 from .patterns import Match, NotReplaceable, Pattern, Replacement, Rewrite
 from .plugin_node import DOMAIN, DOMAIN_VERSION, MIN_OPSET, model_opset, node_attrs
 
@@ -197,7 +198,7 @@ def _export(graph: gs.Graph, original: onnx.ModelProto) -> onnx.ModelProto:
     if model_opset(model, DOMAIN) is None:
         model.opset_import.append(onnx.helper.make_opsetid(DOMAIN, DOMAIN_VERSION))
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(checkable(model))
     except onnx.checker.ValidationError as exc:
         raise OnnxModelError(f"the rewritten model fails onnx.checker, so nothing was written: "
                              f"{str(exc).splitlines()[0]}") from None
@@ -213,7 +214,11 @@ def insert_file(src, dst, ops: Sequence[str], *, allow_none: bool = False,
                              f"(plugkit never modifies its input)")
     for op in ops:  # unknown ops fail before the (possibly slow) load
         op_module(op)
-    result = insert_plugins(load_model(src), ops)
+    check_output_path(dst, force=force)  # before the (possibly slow) load
+    model, data_files = load_model_and_layout(src)
+    result = insert_plugins(model, ops)
     if result.count() or allow_none:
-        save_model(result.model, dst, force=force, protect=src)
+        # The weights go beside the output as the input had them (inline or external data).
+        save_model(result.model, dst, force=force, protect=src, protect_data=data_files,
+                   weights_dir=os.path.dirname(os.path.abspath(src)), external=bool(data_files))
     return result
