@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
+from pathlib import Path
 
 from plugkit import engine
 from plugkit.engine import (EngineError, EngineFileError, EngineMetadata, EngineMismatchError, InputError,
@@ -27,8 +28,10 @@ def model_path(tmp_path):
 
 @pytest.fixture
 def library(tmp_path):
+    from plugkit import _host  # a complete shared object: load paths refuse anything less
+
     path = tmp_path / "libplugins.so"
-    path.write_bytes(b"\x7fELF")
+    path.write_bytes(Path(_host.__file__).read_bytes())
     return path
 
 

@@ -42,8 +42,8 @@ def describe_error(exc: BaseException) -> str:
     """One line for a failure: a PlugkitError's own message (it names the thing and
     the fix); the OS's reason for a file error; a plain sentence for the rest."""
     if isinstance(exc, PlugkitError):
-        text = str(exc)
-    elif isinstance(exc, OSError) and exc.strerror:
+        return str(exc) or type(exc).__name__  # a report (doctor's) may take several lines
+    if isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
     elif isinstance(exc, MemoryError):
         text = "out of memory (are the shapes or dimension values far larger than meant?)"

@@ -135,6 +135,10 @@ def _rewrite_op(graph: gs.Graph, op: OpRewrites, replaced: list, skipped: list) 
             except NotReplaceable as exc:
                 refused.append((rewrite, match, str(exc)))
                 continue
+            reason = op.schema.refusal([_shape_of(t) for t in replacement.inputs], replacement.attrs)
+            if reason:  # the plugin would refuse this node: leave the subgraph as it is
+                refused.append((rewrite, match, f"the plugin would refuse it: {reason}"))
+                continue
             taken |= ids
             accepted.append((rewrite, match, replacement))
 
@@ -176,6 +180,15 @@ def _replace(graph, schema: OpSchema, rewrite: Rewrite, match: Match,
                                attrs=node_attrs(schema, replacement.attrs),
                                inputs=inputs, outputs=outputs))
     return Replaced(schema.name, name, rewrite.pattern.name, tuple(match.node_names))
+
+
+def _shape_of(tensor) -> list | None:
+    """A replacement input's shape for the op's check: int dims, None where unknown."""
+    if not isinstance(tensor, gs.Tensor):
+        return list(np.shape(tensor))
+    if tensor.shape is None:
+        return None
+    return [d if isinstance(d, int) and d >= 0 else None for d in tensor.shape]
 
 
 def _unique(base: str, taken: set[str]) -> str:

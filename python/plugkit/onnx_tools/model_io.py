@@ -55,9 +55,9 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     return load_model_and_layout(path)[0]
 
 
-def load_model_and_layout(path: str | os.PathLike) -> tuple[onnx.ModelProto, list[Path]]:
-    """:func:`load_model`, and the external data files the model's weights are in (none
-    when they are inline)."""
+def read_graph(path: str | os.PathLike) -> onnx.ModelProto:
+    """The model at ``path`` without its external weights and without onnx.checker:
+    OnnxModelError unless it is an ONNX model at all."""
     path = Path(path)
     if path.is_dir():
         raise OnnxModelError(f"{path} is a directory, not an ONNX model file")
@@ -74,6 +74,14 @@ def load_model_and_layout(path: str | os.PathLike) -> tuple[onnx.ModelProto, lis
     if not model.opset_import or not model.graph.output:
         # Many byte strings parse as an (almost) empty ModelProto.
         raise OnnxModelError(f"{path} is not an ONNX model (no opset imports or no graph outputs)")
+    return model
+
+
+def load_model_and_layout(path: str | os.PathLike) -> tuple[onnx.ModelProto, list[Path]]:
+    """:func:`load_model`, and the external data files the model's weights are in (none
+    when they are inline)."""
+    model = read_graph(path)
+    path = Path(path)
     try:
         onnx.checker.check_model(str(path))  # by path: works past 2 GB and checks the data files
     except (onnx.checker.ValidationError, ValueError, OSError) as exc:
