@@ -10,7 +10,7 @@ import pytest
 from plugkit import _host
 from plugkit.errors import PluginLibraryError
 from plugkit.host import PluginLibrary
-from plugkit.library_file import check_library_file
+from plugkit.plugin_libraries import check_library_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_OBJECT = Path(_host.__file__)  # a real ELF shared object, always built

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import PlugkitError, PluginLibraryError
-from .library_file import check_library_file
+from .plugin_libraries import check_library_file
 
 try:
     from . import _host

@@ -3,7 +3,7 @@ import sys
 
 from ..errors import PlugkitError
 from ..library_check import check
-from ..library_file import check_library_file
+from ..plugin_libraries import check_library_file
 
 
 def register(subparsers):

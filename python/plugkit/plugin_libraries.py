@@ -1,12 +1,15 @@
-"""Is a file a shared library this process can dlopen without crashing?
+"""Plugin libraries named by path: the one place that checks the paths and
+opens each library, once, through the host (dlopen + ``getCreators``, no
+TensorRT). The doctor reads creators from what it returns, the engine build
+and load check compiled-vs-runtime TensorRT versions on it, and only then hand
+the same paths to TensorRT's registry.
 
-dlopen maps a library's loadable segments straight from the file; a segment
-that reaches past the end of a truncated file is mapped anyway, and the first
-touch of it kills the process with SIGBUS, before any error can be printed.
-So every path that loads a plugin library (the host, TensorRT's registry)
-first checks the ELF headers: a 64- or 32-bit ELF of this machine's byte
-order and architecture, a shared object, every PT_LOAD segment inside the file.
-"""
+A path is checked before anything dlopens it: dlopen maps a library's loadable
+segments straight from the file, a segment that reaches past the end of a
+truncated file is mapped anyway, and the first touch of it kills the process
+with SIGBUS before any error can be printed. So the ELF headers must say: a
+64- or 32-bit ELF of this machine's byte order and architecture, a shared
+object, every PT_LOAD segment inside the file."""
 from __future__ import annotations
 
 import os
@@ -14,8 +17,43 @@ import platform
 import struct
 import sys
 from pathlib import Path
+from typing import Iterable
 
-from .errors import PluginLibraryError
+from .errors import HostUnavailableError, PlugkitError, PluginLibraryError
+
+
+def check_library_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Each path must be a complete shared library for this machine; the message names the fix."""
+    checked = []
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            hint = (" (build it first: cmake -S . -B build && cmake --build build -j)"
+                    if path.name.startswith("libplugkit") else "")
+            raise PlugkitError(f"plugin library {path} does not exist{hint}")
+        if path.is_dir():
+            raise PlugkitError(f"plugin library {path} is a directory; pass the .so file")
+        checked.append(check_library_file(path))
+    return checked
+
+
+def open_libraries(paths: Iterable[str | os.PathLike]) -> list:
+    """Check ``paths`` and open each library through the host: a list of
+    :class:`plugkit.host.PluginLibrary` (path, tensorrt_version, creators).
+    Raises :class:`HostUnavailableError` when the host extension is not built."""
+    paths = check_library_paths(paths)
+    if not paths:
+        return []
+    try:
+        from . import host
+
+        host._native()
+    except (ImportError, PlugkitError) as exc:
+        raise HostUnavailableError(
+            f"cannot read plugin creators: the plugin host (plugkit._host) is not available "
+            f"({exc}); build it with `pip install -e .`") from None
+    return [host.PluginLibrary(str(p)) for p in paths]
+
 
 _ET_DYN = 3
 _PT_LOAD = 1
