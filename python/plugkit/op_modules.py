@@ -15,11 +15,11 @@ from .ops import import_file, load_op_module, plugins_dir
 
 
 def op_module(name: str, root=None) -> ModuleType:
-    """The imported ``op.py`` that declares op ``name``."""
+    """The imported ``op.py`` that declares op ``name`` (RMSNorm), or of its folder (rms_norm)."""
     known = []
     for op_file in sorted(plugins_dir(root).glob("*/op.py")):
         module = load_op_module(op_file)
-        if module.schema.name == name:
+        if name in (module.schema.name, op_file.parent.name):
             return module
         known.append(module.schema.name)
     raise UnknownOpError(

@@ -50,6 +50,9 @@ def load_op_module(path: Path):
 
 def load_schemas(root: str | os.PathLike | None = None) -> dict[str, OpSchema]:
     """Every op schema under the plugins folder, keyed by op name."""
+    folder = plugins_dir(root)
+    if (root is not None or os.environ.get("PLUGKIT_PLUGINS_DIR")) and not folder.is_dir():
+        raise SchemaError(f"plugins folder {folder} does not exist or is not a directory")
     schemas: dict[str, OpSchema] = {}
     for op_file in sorted(plugins_dir(root).glob("*/op.py")):
         schema = load_op_module(op_file).schema
@@ -60,9 +63,13 @@ def load_schemas(root: str | os.PathLike | None = None) -> dict[str, OpSchema]:
 
 
 def get_schema(name: str, root: str | os.PathLike | None = None) -> OpSchema:
+    """The schema of op ``name`` (RMSNorm) or of the op in folder ``name`` (rms_norm)."""
     schemas = load_schemas(root)
     try:
         return schemas[name]
     except KeyError:
+        op_file = plugins_dir(root) / name / "op.py"
+        if name.isidentifier() and op_file.is_file():
+            return load_op_module(op_file).schema
         known = ", ".join(sorted(schemas)) or "none"
         raise UnknownOpError(f"unknown op {name!r}; ops in {plugins_dir(root)}: {known}") from None

@@ -2,7 +2,7 @@
 from .. import bench
 from ..errors import PlugkitError
 from ..host import PluginLibrary
-from ..ops import get_schema, load_op_module, plugins_dir
+from ..ops import get_schema
 from ..testing import library_path
 
 
@@ -29,9 +29,6 @@ def register(subparsers):
 
 def find_schema(op: str, root=None):
     """An op by its name (RMSNorm) or its folder (rms_norm)."""
-    op_file = plugins_dir(root) / op / "op.py"
-    if op_file.exists():
-        return load_op_module(op_file).schema
     return get_schema(op, root)
 
 

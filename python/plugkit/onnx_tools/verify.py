@@ -147,7 +147,7 @@ def npz_feeds(path: str | os.PathLike, specs: Sequence[InputSpec]) -> list[tuple
             feeds = {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise OnnxModelError(f"--inputs {path}: no such file") from None
-    except (OSError, ValueError, EOFError, AttributeError, TypeError) as exc:
+    except Exception as exc:  # np.load raises BadZipFile, ValueError, EOFError, pickle errors...
         raise OnnxModelError(f"--inputs {path} is not a readable .npz of numeric arrays ({exc})") from None
     missing = [s.name for s in specs if s.name not in feeds]
     if missing:
