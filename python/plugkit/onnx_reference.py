@@ -19,7 +19,7 @@ def run_reference_model(onnx_path: str | os.PathLike, feeds: Mapping[str, Any]) 
     """Outputs (name -> numpy array) of the model at ``onnx_path`` for ``feeds``."""
     import numpy as np
 
-    from .onnx_tools.model_io import load_model, load_model_with_weights
+    from .onnx_tools.model_io import load_model, load_model_for_running
     from .onnx_tools.plugin_node import plugin_nodes
 
     model = load_model(onnx_path)
@@ -43,5 +43,6 @@ def run_reference_model(onnx_path: str | os.PathLike, feeds: Mapping[str, Any]) 
     from .onnx_tools.reference import reference_ops
 
     del model
-    evaluator = ReferenceEvaluator(load_model_with_weights(onnx_path), new_ops=reference_ops())
-    return dict(zip(outputs, evaluator.run(outputs, feeds)))
+    model, weights = load_model_for_running(onnx_path)  # large weights mapped from disk, not copied
+    evaluator = ReferenceEvaluator(model, new_ops=reference_ops())
+    return dict(zip(outputs, evaluator.run(outputs, {**feeds, **weights})))

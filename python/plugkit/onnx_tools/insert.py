@@ -155,9 +155,9 @@ def _rewrite_op(graph: gs.Graph, op: OpRewrites, replaced: list, skipped: list) 
                 reported |= ids
                 skipped.append(Skipped(
                     op.schema.name, anchor.name, tuple(match.node_names),
-                    f"looks like the start of {op.schema.name}, but no pattern of it matches the whole "
-                    f"subgraph: it is spelled in a way no pattern knows, or one of its intermediate "
-                    f"results is also used elsewhere or is a graph output"))
+                    f"looks like the start of {op.schema.name}, but no pattern matches the whole "
+                    f"subgraph (spelled in a way no pattern of {op.schema.name} knows, or an "
+                    f"intermediate result is also used elsewhere or is a graph output)"))
 
     node_names = {n.name for n in graph.nodes}
     tensor_names = set(graph.tensors())

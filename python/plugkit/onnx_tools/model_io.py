@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import onnx
 from onnx import external_data_helper
 
@@ -100,11 +101,29 @@ def load_model_and_layout(path: str | os.PathLike) -> tuple[onnx.ModelProto, lis
     return model, data_files
 
 
-def load_model_with_weights(path: str | os.PathLike) -> onnx.ModelProto:
-    """:func:`load_model`, then every external tensor read in (to run the model in Python)."""
+def load_model_for_running(path: str | os.PathLike) -> tuple[onnx.ModelProto, dict]:
+    """:func:`load_model` with each large external initializer turned into a graph input,
+    and those inputs' values: arrays mapped from the data files (read-only, nothing
+    copied into memory), to feed along with the model's own inputs."""
     model = load_model(path)
-    external_data_helper.load_external_data_for_model(model, str(Path(path).parent))
-    return model
+    folder = Path(path).parent
+    weights, keep = {}, []
+    for tensor in model.graph.initializer:
+        if not external_data_helper.uses_external_data(tensor):
+            keep.append(tensor)
+            continue
+        info = _external_info(tensor)
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+        try:
+            weights[tensor.name] = np.memmap(folder / info["location"], dtype=dtype, mode="r",
+                                             offset=int(info.get("offset", 0)), shape=tuple(tensor.dims))
+        except (OSError, ValueError) as exc:
+            raise OnnxModelError(f"{path}: cannot map the data of tensor {tensor.name!r}: {exc}") from None
+        model.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type,
+                                                                    list(tensor.dims)))
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    return model, weights
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

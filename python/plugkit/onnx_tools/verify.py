@@ -24,7 +24,7 @@ from onnx import helper
 
 from ..errors import OnnxModelError
 from ..tolerances import Comparison, compare
-from .model_io import load_model, load_model_with_weights
+from .model_io import load_model, load_model_for_running
 from .plugin_node import plugin_nodes
 from .reference import reference_ops
 
@@ -165,7 +165,8 @@ def npz_feeds(path: str | os.PathLike, specs: Sequence[InputSpec]) -> list[tuple
     return [({}, out)]
 
 
-ModelSource = Callable[[], onnx.ModelProto]
+# A model to run and the extra feeds it needs (its large weights, mapped from disk).
+ModelSource = Callable[[], tuple[onnx.ModelProto, dict]]
 
 
 def verify_models(original: onnx.ModelProto, plugged: onnx.ModelProto, *,
@@ -173,7 +174,7 @@ def verify_models(original: onnx.ModelProto, plugged: onnx.ModelProto, *,
                   dims: Mapping[str, Sequence[int]] | None = None, seed: int = 0,
                   rtol: float | None = None, atol: float | None = None) -> VerifyReport:
     """Run both models on the same inputs and compare every output."""
-    return _verify(original, plugged, lambda: original, lambda: plugged, inputs=inputs, dims=dims,
+    return _verify(original, plugged, lambda: (original, {}), lambda: (plugged, {}), inputs=inputs, dims=dims,
                    seed=seed, rtol=rtol, atol=atol)
 
 
@@ -181,7 +182,7 @@ def verify_files(original, plugged, **kwargs) -> VerifyReport:
     """:func:`verify_models` on two files; their weights (external data too) are read one
     model at a time."""
     return _verify(load_model(original), load_model(plugged),
-                   lambda: load_model_with_weights(original), lambda: load_model_with_weights(plugged),
+                   lambda: load_model_for_running(original), lambda: load_model_for_running(plugged),
                    **kwargs)
 
 
@@ -229,11 +230,12 @@ def _evaluate(which: str, load: ModelSource, outputs: list[str], runs) -> list[l
     """Every run of one model in the reference evaluator; the model is dropped after."""
     from onnx.reference import ReferenceEvaluator
 
-    evaluator = ReferenceEvaluator(load(), new_ops=reference_ops())
+    model, weights = load()
+    evaluator = ReferenceEvaluator(model, new_ops=reference_ops())
     results = []
     for chosen, feeds in runs:
         try:
-            results.append(evaluator.run(outputs, feeds))
+            results.append(evaluator.run(outputs, {**feeds, **weights}))
         except (MemoryError, RecursionError):
             raise
         except Exception as exc:  # the evaluator raises anything from numpy on a bad model
