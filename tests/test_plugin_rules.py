@@ -41,7 +41,7 @@ def test_insert_leaves_a_rank_0_chain_alone():
     model = scalar_chain()
     result = insert_plugins(model, ["RMSNorm"])
     assert result.count() == 0
-    assert "X must have rank >= 1" in result.summary()
+    assert "rank >= 1" in result.summary()
 
 
 def node_model(shape=("batch", 8), scale_shape=(8,), **attrs):

@@ -85,6 +85,8 @@ def _rank(tensor):
 
 def _axis_from_axes(axes, rank) -> int:
     """The plugin's ``axis`` (normalize over axis..last) for ReduceMean ``axes``."""
+    if rank == 0:
+        raise NotReplaceable("X is a scalar; the plugin needs X of rank >= 1")
     if axes is None:  # ReduceMean without axes reduces everything
         return -rank if rank else 0
     axes = sorted(int(a) for a in np.asarray(axes).reshape(-1))
