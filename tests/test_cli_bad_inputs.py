@@ -36,17 +36,6 @@ def files(tmp_path_factory):
     (d / "x.npy").write_text("nope")
     shared = Path(_host.__file__).read_bytes()
     (d / "half.so").write_bytes(shared[:len(shared) // 2])
-    # A model with an If node on a bool scalar input.
-    then_graph = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [],
-                                   [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2])])
-    else_graph = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
-                                   [helper.make_tensor_value_info("e", TensorProto.FLOAT, [2])])
-    graph = helper.make_graph(
-        [helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph)], "g",
-        [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), d / "if.onnx")
     return d
 
 
@@ -79,7 +68,6 @@ BAD = {
     "verify: bad --dim": ["verify", "{d}/model.onnx", "{d}/plugged.onnx", "--dim", "N=abc"],
     "verify: negative --rtol": ["verify", "{d}/model.onnx", "{d}/plugged.onnx", "--rtol", "-1"],
     "verify: a directory": ["verify", "{d}/dir.onnx", "{d}/plugged.onnx"],
-    "verify: If on a bool scalar": ["verify", "{d}/if.onnx", "{d}/if.onnx", "--inputs", "{d}/wrong_shape.npz"],
     "engine: a directory as model": ["engine", "{d}/dir.onnx", "-o", "{out}/m.engine"],
     "engine: truncated library": ["engine", "{d}/model.onnx", "--plugins", "{d}/half.so", "-o", "{out}/m.engine"],
     "engine: -o an existing directory": ["engine", "{d}/model.onnx", "-o", "{out}"],
@@ -87,6 +75,7 @@ BAD = {
     "run: a model as engine": ["run", "{d}/model.onnx"],
     "run: an engine that is a directory": ["run", "{d}/dir.onnx"],
     "run: bad npy": ["run", "{d}/junk.engine", "--input", "X={d}/x.npy"],
+    "run: --seed -1": ["run", "{d}/junk.engine", "--seed", "-1"],
     "bench: unknown op": ["bench", "NoSuchOp"],
     "bench: truncated library": ["bench", "rms_norm", "--library", "{d}/half.so"],
     "bench: bad shapes": ["bench", "rms_norm", "--shapes", "axb"],
@@ -116,6 +105,23 @@ def test_bad_input_gives_one_line_and_exit_2(case, files, tmp_path, capsys, monk
     assert snapshot(files) == before
     assert snapshot(out) == before_out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_verify_runs_a_model_with_an_if_on_a_bool_scalar_input(tmp_path, capsys):
+    """It used to end in a traceback; a random bool scalar now feeds the If."""
+    then_graph = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [],
+                                   [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2])])
+    else_graph = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
+                                   [helper.make_tensor_value_info("e", TensorProto.FLOAT, [2])])
+    graph = helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph)], "g",
+        [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    path = tmp_path / "if.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert main(["verify", str(path), str(path)]) == 0
+    assert "OK: every output is within tolerance" in capsys.readouterr().out
 
 
 def test_a_failure_in_a_subprocess_prints_no_traceback(files, tmp_path):

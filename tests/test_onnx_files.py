@@ -4,7 +4,6 @@ temporary name, so a user's X.partial survives, and nothing is left behind on fa
 import hashlib
 import os
 
-import numpy as np
 import onnx
 import pytest
 from onnx import external_data_helper
