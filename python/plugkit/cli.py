@@ -8,7 +8,7 @@ import pkgutil
 import sys
 
 from . import __version__, commands
-from .errors import PlugkitError
+from .errors import OutputExistsError, PlugkitError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"plugkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # shared helpers, not commands
+            continue
         importlib.import_module(f"{commands.__name__}.{info.name}").register(subparsers)
     return parser
 
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 def describe_error(exc: BaseException) -> str:
     """One line for a failure: a PlugkitError's own message (it names the thing and
     the fix); the OS's reason for a file error; a plain sentence for the rest."""
+    if isinstance(exc, OutputExistsError):  # the library speaks of force=True; here it is a flag
+        return str(exc).replace(" (force=True overwrites it)", "; pass --force to overwrite it")
     if isinstance(exc, PlugkitError):
         return str(exc) or type(exc).__name__  # a report (doctor's) may take several lines
     if isinstance(exc, OSError) and exc.strerror:

@@ -18,18 +18,15 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import PlugkitError, PluginLibraryError
+from .errors import PlugkitError, PluginError, PluginLibraryError
 from .plugin_libraries import check_library_file
+from .tensors import dtype_name as _dtype_name
 
 try:
     from . import _host
 except ImportError as exc:  # pragma: no cover - only without the compiled extension
     _host = None
     _HOST_IMPORT_ERROR = exc
-
-
-class PluginError(PlugkitError):
-    """A plugin call failed; the message carries what the plugin logged."""
 
 
 def _native():
@@ -355,12 +352,6 @@ def _values(pairs):
 
 
 # --------------------------------------------------------------------------- tensors
-
-def _dtype_name(dtype) -> str:
-    name = str(dtype).replace("torch.", "")
-    return {"half": "float16", "float": "float32", "double": "float64", "long": "int64",
-            "int": "int32", "bool_": "bool"}.get(name, name)
-
 
 def _is_torch(t) -> bool:
     return type(t).__module__.startswith("torch")

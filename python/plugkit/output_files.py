@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import PlugkitError
+from .errors import OutputExistsError, PlugkitError
 
 
 class OutputFileError(PlugkitError, OSError):
@@ -35,7 +35,7 @@ def check_output_path(path, *, force: bool = False, what: str = "output") -> Pat
         raise OutputFileError(f"{what} {path} is a directory; give a file name inside it")
     if path.exists() or path.is_symlink():
         if not force:
-            raise OutputFileError(f"{what} {path} exists; pass --force to overwrite it")
+            raise OutputExistsError(f"{what} {path} exists (force=True overwrites it)")
     folder = path.parent
     if folder.exists() and not folder.is_dir():
         raise OutputFileError(f"cannot write {path}: {folder} is not a directory")

@@ -1,9 +1,5 @@
 """plugkit check LIB: entry point, default creation, fields vs op.py, TensorRT versions."""
-import sys
-
-from ..errors import PlugkitError
-from ..library_check import check
-from ..plugin_libraries import check_library_file
+from ._common import print_check_report
 
 
 def register(subparsers):
@@ -15,22 +11,4 @@ def register(subparsers):
 
 
 def main(args) -> int:
-    return report(args.library, args.plugins_dir)
-
-
-def report(library, plugins_dir=None) -> int:
-    check_library_file(library)  # not a library at all: an error (exit 2), not a failed check
-    try:
-        result = check(library, plugins_dir)
-    except PlugkitError as exc:
-        print(f"FAIL {exc}", file=sys.stderr)
-        return 1
-    for note in result.notes:
-        print(f"note: {note}")
-    for problem in result.problems:
-        print(f"FAIL {problem}", file=sys.stderr)
-    if result.ok:
-        print(f"ok: {library}")
-        return 0
-    print(f"{len(result.problems)} problem(s) in {library}", file=sys.stderr)
-    return 1
+    return print_check_report(args.library, args.plugins_dir)

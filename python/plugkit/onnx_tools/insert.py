@@ -18,7 +18,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from ..errors import OnnxModelError, OpsetConflictError, SchemaError
-from ..op_modules import op_module, sibling_module
+from ..ops import op_module, sibling_module
 from ..output_files import check_output_path
 from ..schema import OpSchema
 from .model_io import checkable, load_model_and_layout, same_file, save_model

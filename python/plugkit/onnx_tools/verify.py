@@ -23,10 +23,11 @@ import onnx
 from onnx import helper
 
 from ..errors import OnnxModelError
+from ..tensors import random_array
 from ..tolerances import Comparison, compare
 from .model_io import load_model, load_model_for_running
 from .plugin_node import plugin_nodes
-from .reference import reference_ops
+from .reference import ReferenceRunner
 
 # Values a dynamic dimension takes when --dim does not say.
 DEFAULT_DIM_VALUES = (1, 3, 8)
@@ -87,21 +88,6 @@ def input_specs(model: onnx.ModelProto) -> list[InputSpec]:
     return specs
 
 
-def parse_dims(items: Sequence[str]) -> dict[str, list[int]]:
-    """``["W=448,320", "batch=1"]`` -> ``{"W": [448, 320], "batch": [1]}``."""
-    dims: dict[str, list[int]] = {}
-    for item in items:
-        name, sep, values = item.partition("=")
-        try:
-            parsed = [int(v) for v in values.split(",")]
-        except ValueError:
-            parsed = []
-        if not sep or not name or not parsed or min(parsed) < 0:
-            raise OnnxModelError(f"--dim {item!r}: expected NAME=V1,V2,... with non-negative integers")
-        dims[name] = parsed
-    return dims
-
-
 def random_feeds(specs: Sequence[InputSpec], dims: Mapping[str, Sequence[int]] | None = None,
                  seed: int = 0) -> list[tuple[dict[str, int], dict[str, np.ndarray]]]:
     """Random inputs, one set per run: run i gives each dynamic dimension its
@@ -132,13 +118,10 @@ def random_feeds(specs: Sequence[InputSpec], dims: Mapping[str, Sequence[int]] |
 
 
 def _random_array(rng, shape, dtype) -> np.ndarray:
-    if dtype.kind == "V" or np.issubdtype(dtype, np.floating):  # "V": ml_dtypes' bfloat16...
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype == np.bool_:
-        return rng.random(shape) < 0.5
-    if np.issubdtype(dtype, np.integer):
-        return rng.integers(0, 8, shape).astype(dtype)  # small: likely valid indices
-    raise OnnxModelError(f"cannot make random inputs of dtype {dtype}; pass --inputs data.npz")
+    try:
+        return random_array(rng, shape, dtype)
+    except ValueError as exc:
+        raise OnnxModelError(f"{exc}; pass the inputs as an .npz file") from None
 
 
 def npz_feeds(path: str | os.PathLike, specs: Sequence[InputSpec]) -> list[tuple[dict, dict]]:
@@ -228,14 +211,12 @@ def _dtype_name(dtype: np.dtype) -> str:
 
 def _evaluate(which: str, load: ModelSource, outputs: list[str], runs) -> list[list[np.ndarray]]:
     """Every run of one model in the reference evaluator; the model is dropped after."""
-    from onnx.reference import ReferenceEvaluator
-
     model, weights = load()
-    evaluator = ReferenceEvaluator(model, new_ops=reference_ops())
+    runner = ReferenceRunner(model, evaluator=True, weights=weights)
     results = []
     for chosen, feeds in runs:
         try:
-            results.append(evaluator.run(outputs, {**feeds, **weights}))
+            result = runner.run(feeds)
         except (MemoryError, RecursionError):
             raise
         except Exception as exc:  # the evaluator raises anything from numpy on a bad model
@@ -243,4 +224,5 @@ def _evaluate(which: str, load: ModelSource, outputs: list[str], runs) -> list[l
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise OnnxModelError(f"the {which} model cannot be evaluated at {dims}: "
                                  f"{type(exc).__name__}: {first}") from None
+        results.append([result[name] for name in outputs])
     return results
