@@ -61,7 +61,7 @@ def test_list_and_check_refuse_what_is_not_a_plugin_library(tmp_path, target, me
     listed = plugkit("list", path)
     assert listed.returncode == 2 and message in listed.stderr and "Traceback" not in listed.stderr
     checked = plugkit("check", path)
-    assert checked.returncode == 1 and message in checked.stderr
+    assert checked.returncode == 2 and message in checked.stderr and len(checked.stderr.splitlines()) == 1
 
 
 def test_check_refuses_a_shared_library_without_getcreators():

@@ -194,7 +194,7 @@ def test_cli_not_onnx(tmp_path, capsys):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\xff\xfe garbage")
     assert main(["doctor", str(bad)]) == 2
-    assert "not a readable ONNX model" in capsys.readouterr().err
+    assert "is not an ONNX model" in capsys.readouterr().err
 
 
 def test_cli_reports_missing_plugin_without_libraries(tmp_path, capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from pathlib import Path
 
 import plugkit
 from plugkit import engine
@@ -31,8 +32,10 @@ def model_path(tmp_path):
 
 @pytest.fixture
 def library(tmp_path):
+    from plugkit import _host  # a complete shared object: load paths refuse anything less
+
     path = tmp_path / "libplugins.so"
-    path.write_bytes(b"\x7fELF")
+    path.write_bytes(Path(_host.__file__).read_bytes())
     return path
 
 

@@ -122,6 +122,55 @@ std::vector<FieldTuple> toTuples(std::vector<RawField> const& fields)
     return out;
 }
 
+// Bits one element of a field type takes, as TensorRT's PluginField documents them.
+int64_t fieldElementBits(nvinfer1::PluginFieldType type)
+{
+    switch (type)
+    {
+    case nvinfer1::PluginFieldType::kINT4:
+    case nvinfer1::PluginFieldType::kFP4: return 4;
+    case nvinfer1::PluginFieldType::kINT8:
+    case nvinfer1::PluginFieldType::kFP8:
+    case nvinfer1::PluginFieldType::kCHAR:
+    case nvinfer1::PluginFieldType::kUNKNOWN: return 8;
+    case nvinfer1::PluginFieldType::kFLOAT16:
+    case nvinfer1::PluginFieldType::kBF16:
+    case nvinfer1::PluginFieldType::kINT16: return 16;
+    case nvinfer1::PluginFieldType::kFLOAT32:
+    case nvinfer1::PluginFieldType::kINT32: return 32;
+    case nvinfer1::PluginFieldType::kFLOAT64:
+    case nvinfer1::PluginFieldType::kINT64: return 64;
+    case nvinfer1::PluginFieldType::kDIMS: return 8 * static_cast<int64_t>(sizeof(nvinfer1::Dims));
+    }
+    return 8;
+}
+
+// A plugin reads `length` elements from a field's data: the data must hold them,
+// and a name with an embedded NUL would reach the plugin as its prefix.
+RawField toRawField(FieldTuple const& field)
+{
+    auto const& [name, typeName, bytes, length] = field;
+    if (name.find('\0') != std::string::npos)
+    {
+        throw HostError("field name contains a NUL character: a plugin would read it as '" +
+            std::string(name.c_str()) + "'");
+    }
+    auto const type = fromName<nvinfer1::PluginFieldType>(typeName, "field type");
+    std::string data(bytes);
+    if (length < 0)
+    {
+        throw HostError("field '" + name + "': length " + std::to_string(length) + " is negative");
+    }
+    int64_t const neededBits = static_cast<int64_t>(length) * fieldElementBits(type);
+    if (neededBits > static_cast<int64_t>(data.size()) * 8)
+    {
+        throw HostError("field '" + name + "': length " + std::to_string(length) + " " + typeName +
+            " element(s) need " + std::to_string((neededBits + 7) / 8) + " bytes of data; got " +
+            std::to_string(data.size()));
+    }
+    return RawField{name, type, std::move(data), length};
+}
+
 // A creator keeps its library loaded.
 struct Creator
 {
@@ -190,9 +239,13 @@ PYBIND11_MODULE(_host, m)
             "create",
             [](Creator const& c, std::string const& layerName, std::vector<FieldTuple> const& fields, std::string const& phase) {
                 std::vector<RawField> raw;
-                for (auto const& [name, type, data, length] : fields)
+                for (auto const& field : fields)
                 {
-                    raw.push_back(RawField{name, fromName<nvinfer1::PluginFieldType>(type, "field type"), std::string(data), length});
+                    raw.push_back(toRawField(field));
+                }
+                if (layerName.find('\0') != std::string::npos)
+                {
+                    throw HostError("layer name contains a NUL character");
                 }
                 if (phase != "build" && phase != "runtime")
                 {

@@ -25,6 +25,19 @@ def torch_reference(X, scale, *, axis=-1, epsilon=1e-5, stash_type=1):
     return y.to(X.dtype)
 
 
+def check(input_shapes, *, axis=-1, epsilon=1e-5):
+    """What the plugin refuses at createPlugin and getOutputShapes (rms_norm_plugin.cpp)."""
+    if not (np.isfinite(epsilon) and epsilon > 0):
+        return f"epsilon must be a positive number; got {epsilon}"
+    x = input_shapes[0] if input_shapes else None
+    if x is not None:
+        if len(x) == 0:
+            return "X must have rank >= 1; got a scalar"
+        if not -len(x) <= axis < len(x):
+            return f"axis {axis} is out of range for X of rank {len(x)}"
+    return None
+
+
 schema = OpSchema(
     name="RMSNorm",
     version="1",
@@ -41,6 +54,7 @@ schema = OpSchema(
     dtypes=("float32", "float16", "bfloat16"),
     reference=reference,
     torch_reference=torch_reference,
+    check=check,
     # Input shapes for the generated tests and the benchmark: X, then scale.
     test_cases=(
         {"inputs": [(1, 1), (1,)]},

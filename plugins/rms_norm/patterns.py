@@ -15,6 +15,8 @@ Two forms reach an ONNX file:
   Sqrt -> Reciprocal and ReduceMean axes as an input, the TorchScript one
   Div(1, Sqrt) and axes as an attribute; fp16 modules cast to float32 around
   the normalization (Llama's RMSNorm) or around all of it (torch.nn.RMSNorm).
+  The TorchScript exporter may cast X twice, once for the square and once for
+  the normalizing multiply (T5's norm in fp16: two identical Cast(x -> float)).
 
 Operand order of Add / Mul and the two ReduceMean axes forms are handled by
 :class:`~plugkit.onnx_tools.Pattern`. A chain without the scale multiply
@@ -42,11 +44,14 @@ def _keeps_dims(node):
     return node.attrs.get("keepdims", 1) == 1
 
 
-def chain(square: str, inverse: str, cast: str, scale: bool) -> Pattern:
-    """One spelling of x / sqrt(mean(x^2) + eps) * scale."""
-    p = Pattern(f"rms_norm_chain({square}, {inverse}, cast={cast}, {'scale' if scale else 'no scale'})")
+def chain(square: str, inverse: str, cast: str, scale: bool, cast_twice: bool = False) -> Pattern:
+    """One spelling of x / sqrt(mean(x^2) + eps) * scale; ``cast_twice``: the normalizing
+    multiply reads its own Cast of X."""
+    p = Pattern(f"rms_norm_chain({square}, {inverse}, cast={cast}{' twice' if cast_twice else ''}, "
+                f"{'scale' if scale else 'no scale'})")
     x_in = p.input("X")
     x = p.op("Cast", x_in, name="cast_in", check=_casts_to_float) if cast != "none" else x_in
+    x_normalized = p.op("Cast", x_in, name="cast_in_again", check=_casts_to_float) if cast_twice else x
     if square == "Pow":
         squared = p.op("Pow", x, p.constant("two", 2.0), name="square")
     else:
@@ -54,11 +59,11 @@ def chain(square: str, inverse: str, cast: str, scale: bool) -> Pattern:
     mean = p.op("ReduceMean", squared, p.constant("axes", optional=True), name="mean", check=_keeps_dims)
     rms = p.op("Sqrt", p.op("Add", mean, p.constant("epsilon"), name="add_epsilon"), name="sqrt")
     if inverse == "DivX":
-        y = p.op("Div", x, rms, name="normalize")
+        y = p.op("Div", x_normalized, rms, name="normalize")
     else:
         inv = (p.op("Reciprocal", rms, name="inverse") if inverse == "Reciprocal"
                else p.op("Div", p.constant("one", 1.0), rms, name="inverse"))
-        y = p.op("Mul", x, inv, name="normalize")
+        y = p.op("Mul", x_normalized, inv, name="normalize")
     if cast == "norm":
         y = p.op("Cast", y, name="cast_out")
     if scale:
@@ -81,6 +86,8 @@ def _rank(tensor):
 
 def _axis_from_axes(axes, rank) -> int:
     """The plugin's ``axis`` (normalize over axis..last) for ReduceMean ``axes``."""
+    if rank == 0:
+        raise NotReplaceable("X is a scalar; the plugin needs X of rank >= 1")
     if axes is None:  # ReduceMean without axes reduces everything
         return -rank if rank else 0
     axes = sorted(int(a) for a in np.asarray(axes).reshape(-1))
@@ -135,6 +142,10 @@ def _scale_input(scale, x, axis):
         shape = tuple(dims) if dims and all(isinstance(d, int) for d in dims) else (1,)
         dtype = _dtype(x) if _dtype(x) in ("float32", "float16") else "float32"  # numpy has no bfloat16
         return np.ones(shape, dtype)
+    value = constant_value(scale)
+    if value is not None and value.size and np.all(value == 1):
+        # nn.RMSNorm(elementwise_affine=False) at opset 23: ones of X's full shape.
+        return _scale_input(None, x, axis)
     if scale.shape is None:
         raise NotReplaceable(f"the shape of scale {scale.name!r} is unknown")
     normalized = -axis if axis < 0 else None if _rank(x) is None else _rank(x) - axis
@@ -197,6 +208,8 @@ def _spellings():
     for square, inverse, cast, scale in itertools.product(SQUARES, INVERSES, CASTS, (True, False)):
         if not (cast == "norm" and not scale):  # without a scale, "norm" and "all" are one spelling
             yield chain(square, inverse, cast, scale)
+            if cast != "none":
+                yield chain(square, inverse, cast, scale, cast_twice=True)
 
 
 # Larger spellings first: a chain with casts and scale is replaced whole rather

@@ -33,12 +33,27 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except (PlugkitError, FileNotFoundError) as exc:
-        # Errors a user can cause carry a message that names the thing and the fix.
+    except Exception as exc:  # the boundary: every failure is one line and exit code 2
         if os.environ.get("PLUGKIT_DEBUG"):
             raise
-        message = str(exc)
-        if isinstance(exc, OutputExistsError):  # the library speaks of force=True; here it is a flag
-            message = message.replace(" (force=True overwrites it)", "; pass --force to overwrite it")
-        print(f"plugkit {args.command}: error: {message}", file=sys.stderr)
+        print(f"plugkit {args.command}: error: {describe_error(exc)}", file=sys.stderr)
         return 2
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failure: a PlugkitError's own message (it names the thing and
+    the fix); the OS's reason for a file error; a plain sentence for the rest."""
+    if isinstance(exc, OutputExistsError):  # the library speaks of force=True; here it is a flag
+        return str(exc).replace(" (force=True overwrites it)", "; pass --force to overwrite it")
+    if isinstance(exc, PlugkitError):
+        return str(exc) or type(exc).__name__  # a report (doctor's) may take several lines
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    elif isinstance(exc, MemoryError):
+        text = "out of memory (are the shapes or dimension values far larger than meant?)"
+    elif isinstance(exc, RecursionError):
+        text = "the input is nested too deeply to process"
+    else:
+        text = (f"internal error {type(exc).__name__}: {exc} (a bug in plugkit; rerun with "
+                f"PLUGKIT_DEBUG=1 for the traceback and report it)")
+    return " ".join(text.split()) or type(exc).__name__

@@ -22,6 +22,7 @@ import dataclasses
 import difflib
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -72,6 +73,8 @@ class PluginNode:
     namespace_from: str  # "attribute", "domain" or "default"
     attributes: tuple[tuple[str, str], ...]  # (name, onnx attribute type) of the plugin fields
     graph: str = "main graph"
+    values: tuple[tuple[str, Any], ...] = dataclasses.field(default=(), compare=False)  # field values
+    inputs: tuple[str, ...] = ()  # input tensor names
 
     def describe(self) -> str:
         where = "" if self.graph == "main graph" else f" in {self.graph}"
@@ -98,6 +101,7 @@ class LoadedLibrary:
     path: str
     tensorrt_version: str | None
     creators: tuple[Creator, ...]
+    host: Any = dataclasses.field(default=None, compare=False, repr=False)  # the host's PluginLibrary
 
 
 @dataclasses.dataclass
@@ -107,10 +111,11 @@ class NodeFinding:
     closest: list[tuple[Creator, str]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     provided_by_tensorrt: bool = False
+    problems: list[str] = dataclasses.field(default_factory=list)  # what the plugin itself refused
 
     @property
     def ok(self) -> bool:
-        return self.creator is not None or self.provided_by_tensorrt
+        return (self.creator is not None and not self.problems) or self.provided_by_tensorrt
 
 
 @dataclasses.dataclass
@@ -146,7 +151,11 @@ class DoctorReport:
         lines.append(f"plugin nodes: {len(self.findings)}")
         for finding in self.findings:
             node = finding.node
-            if finding.creator is not None:
+            if finding.creator is not None and finding.problems:
+                lines.append(f"  FAIL     {node.describe()} -> {finding.creator.library}")
+                for problem in finding.problems:
+                    lines.append(f"           {problem}")
+            elif finding.creator is not None:
                 lines.append(f"  ok       {node.describe()} -> {finding.creator.library}")
             elif finding.provided_by_tensorrt:
                 lines.append(f"  skipped  {node.describe()} (TensorRT's own plugin library; "
@@ -162,7 +171,7 @@ class DoctorReport:
                 lines.append(f"           note: {note}")
         for warning in self.warnings:
             lines.append(f"warning: {warning}")
-        lines.append("result: " + ("ok, every plugin node has a creator" if self.ok else
+        lines.append("result: " + ("ok, every plugin node has a creator that accepts it" if self.ok else
                                    f"{len(self.missing)} plugin node(s) would fail to parse"))
         return "\n".join(lines)
 
@@ -179,7 +188,8 @@ class DoctorReport:
                        "provided_by_tensorrt": f.provided_by_tensorrt,
                        "closest": [{"creator": dataclasses.asdict(c), "why": why}
                                    for c, why in f.closest],
-                       "notes": f.notes}
+                       "notes": f.notes,
+                       "problems": f.problems}
                       for f in self.findings],
             "warnings": self.warnings,
         }
@@ -251,8 +261,9 @@ def plugin_nodes(model) -> tuple[list[PluginNode], list[str]]:
             namespace, namespace_from = "", "default"
         fields = tuple((a.name, _attr_type_name(a)) for a in node.attribute
                        if a.name not in PLUGIN_META_ATTRS)
+        values = tuple((a.name, _attr_value(a)) for a in node.attribute if a.name not in PLUGIN_META_ATTRS)
         nodes.append(PluginNode(node.name, node.op_type, node.domain, version, namespace,
-                                namespace_from, fields, label))
+                                namespace_from, fields, label, values, tuple(node.input)))
     return nodes, warnings
 
 
@@ -266,7 +277,8 @@ def describe_library(library) -> LoadedLibrary:
         Creator(c.name, str(c.version), c.namespace,
                 tuple((f.name, f.type) for f in getattr(c, "fields", ()) or ()), path)
         for c in library.creators)
-    return LoadedLibrary(path, getattr(library, "tensorrt_version", None), creators)
+    return LoadedLibrary(path, getattr(library, "tensorrt_version", None), creators,
+                         library if hasattr(library, "creator") else None)
 
 
 def load_libraries(paths: Iterable[str | os.PathLike]) -> list[LoadedLibrary]:
@@ -327,14 +339,78 @@ def _field_notes(node: PluginNode, creator: Creator) -> list[str]:
     return notes
 
 
+def _tensor_shapes(model) -> dict[str, list]:
+    """Tensor name -> dims (int, or a symbol name for a dynamic one) where shape inference knows them."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # shapes are a bonus; the creator check runs without them
+        inferred = model
+    shapes = {}
+    graph = inferred.graph
+    for value in (*graph.input, *graph.value_info, *graph.output):
+        t = value.type.tensor_type
+        if not t.HasField("shape"):
+            continue
+        shapes[value.name] = ([d.dim_value if d.HasField("dim_value") else
+                               (d.dim_param if d.dim_param.isidentifier() else re.sub(r"\W", "_", f"d_{value.name}_{i}"))
+                               for i, d in enumerate(t.shape.dim)], t.elem_type)
+    for init in graph.initializer:
+        shapes[init.name] = (list(init.dims), init.data_type)
+    return shapes
+
+
+def _dtype_name(elem_type: int) -> str | None:
+    import onnx
+
+    if elem_type == onnx.TensorProto.BFLOAT16:
+        return "bfloat16"
+    try:
+        return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _host_problems(node: PluginNode, library, creator: Creator, shapes: dict[str, list]) -> list[str]:
+    """What the plugin says when created from the node's fields, as TensorRT's parser makes
+    them (createPlugin, build phase), and asked for output shapes of the node's input shapes."""
+    try:
+        host_creator = library.creator(creator.name, creator.version, creator.namespace)
+        plugin = host_creator.create(dict(node.values), phase="build", layer_name=node.name)
+    except (PlugkitError, OverflowError) as exc:
+        return [f"createPlugin refuses the node's fields: {exc}"]
+    if not node.inputs or not all(name in shapes for name in node.inputs):
+        return []
+    in_shapes = [shapes[name][0] for name in node.inputs]
+    given = "; ".join(f"{n} {shapes[n][0]}" for n in node.inputs)
+    try:
+        out_shapes = plugin.output_shapes(in_shapes)
+    except PlugkitError as exc:
+        return [f"getOutputShapes refuses the node's input shapes ({given}): {exc}"]
+    dtypes = [_dtype_name(shapes[name][1]) for name in node.inputs]
+    concrete = all(isinstance(d, int) for s in in_shapes + out_shapes for d in s)
+    if concrete and None not in dtypes:
+        try:  # fixed shapes: configurePlugin sees exactly what TensorRT will give it
+            out_dtypes = plugin.output_dtypes(dtypes)
+            plugin.configure(list(zip(dtypes, in_shapes)), list(zip(out_dtypes, out_shapes)))
+        except PlugkitError as exc:
+            return [f"configurePlugin refuses the node's inputs ({given}): {exc}"]
+    return []
+
+
 def check_model(model, libraries: Sequence, model_name: str = "<model>") -> DoctorReport:
     """Compare the plugin nodes of ``model`` (an ``onnx.ModelProto``) with the
-    creators of ``libraries`` (:class:`LoadedLibrary` or host PluginLibrary)."""
+    creators of ``libraries`` (:class:`LoadedLibrary` or host PluginLibrary). Where the
+    host library is at hand, each node is also created through it with its real fields
+    and asked for its output shapes, as TensorRT will."""
     libraries = [lib if isinstance(lib, LoadedLibrary) else describe_library(lib)
                  for lib in libraries]
     creators = [c for lib in libraries for c in lib.creators]
     index = {(c.name, c.version, c.namespace): c for c in creators}
     nodes, warnings = plugin_nodes(model)
+    hosts = {lib.path: lib.host for lib in libraries if lib.host is not None}
+    shapes = _tensor_shapes(model) if hosts and nodes else {}
     findings = []
     for node in nodes:
         finding = NodeFinding(node)
@@ -342,6 +418,8 @@ def check_model(model, libraries: Sequence, model_name: str = "<model>") -> Doct
         if creator is not None:
             finding.creator = creator
             finding.notes.extend(_field_notes(node, creator))
+            if creator.library in hosts:
+                finding.problems.extend(_host_problems(node, hosts[creator.library], creator, shapes))
             if node.namespace_from == "domain" and node.namespace:
                 finding.notes.append(
                     f"the namespace comes from the node's domain {node.domain!r}, which the "
@@ -366,15 +444,12 @@ def check(model_path: str | os.PathLike, plugin_paths: Iterable[str | os.PathLik
           libraries: Sequence | None = None) -> DoctorReport:
     """Read ``model_path`` (no external weights needed) and check its plugin
     nodes against the libraries at ``plugin_paths`` (or already-loaded ``libraries``)."""
-    import onnx
+    from .onnx_tools.model_io import read_graph
 
     model_path = Path(model_path)
-    if not model_path.is_file():
+    if not model_path.exists():
         raise PlugkitError(f"ONNX model {model_path} does not exist")
-    try:
-        model = onnx.load(str(model_path), load_external_data=False)
-    except Exception as exc:  # protobuf decode errors have many types
-        raise PlugkitError(f"{model_path} is not a readable ONNX model: {exc}") from None
+    model = read_graph(model_path)
     if libraries is None:
         libraries = load_libraries(plugin_paths)
     return check_model(model, libraries, str(model_path))

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import PlugkitError, PluginError, PluginLibraryError
+from .plugin_libraries import check_library_file
 from .tensors import dtype_name as _dtype_name, to_numpy
 
 try:
@@ -61,7 +62,11 @@ class Field:
             return (self.name, "CHAR", data, len(data))
         if self.type not in _FIELD_NUMPY_TYPES:
             raise PluginError(f"field {self.name!r}: the host cannot encode type {self.type}")
-        array = np.ascontiguousarray(np.atleast_1d(np.asarray(self.value, dtype=_FIELD_NUMPY_TYPES[self.type])))
+        try:
+            with np.errstate(over="raise", invalid="ignore"):
+                array = np.ascontiguousarray(np.atleast_1d(np.asarray(self.value, dtype=_FIELD_NUMPY_TYPES[self.type])))
+        except (FloatingPointError, OverflowError, ValueError, TypeError) as exc:
+            raise PluginError(f"field {self.name!r}: {self.value!r} is not a {self.type} value ({exc})") from None
         return (self.name, self.type, array.tobytes(), int(array.size))
 
     @classmethod
@@ -139,6 +144,7 @@ class PluginLibrary:
 
     def __init__(self, path):
         self.path = str(path)
+        check_library_file(self.path)  # a truncated file would crash dlopen with SIGBUS
         try:
             self._lib = _native().Library(self.path)
         except RuntimeError as exc:
@@ -247,8 +253,8 @@ def _call(fn, *args):
 def _range(shape) -> tuple[list[int], list[int], list[int]]:
     """A shape, or a (min, opt, max) triple of shapes."""
     if len(shape) == 3 and all(isinstance(s, (list, tuple)) for s in shape):
-        return tuple(list(map(int, s)) for s in shape)
-    dims = list(map(int, shape))
+        return tuple([_dimension(d, symbolic=False) for d in s] for s in shape)
+    dims = [_dimension(d, symbolic=False) for d in shape]
     return dims, dims, dims
 
 
@@ -287,7 +293,7 @@ class Plugin:
         """Output shapes from input shapes whose dims are ints or symbol names; symbolic
         results come back as expressions such as ``"(B * T)"``, data-dependent ones as a
         :class:`DataDependentDim` named after its size output (``output_names``, if given)."""
-        shapes = [[d if isinstance(d, str) else int(d) for d in s] for s in input_shapes]
+        shapes = [_symbolic_shape(s) for s in input_shapes]
         result = _call(self._native.output_shapes, shapes)
 
         def dim(d):
@@ -371,12 +377,34 @@ class Plugin:
 
     @staticmethod
     def _enqueue_args(inputs, outputs, workspace, stream, output_dims):
+        if not inputs and not outputs:
+            raise PluginError("enqueue needs the plugin's input and output CUDA tensors; got none")
         ins = [_tensor_value(t) for t in inputs]
         outs = [_tensor_value(t) for t in outputs]
         if output_dims is not None:
             outs = [(d, f, list(map(int, dims)), a) for (d, f, _, a), dims in zip(outs, output_dims, strict=True)]
         stream_handle = _stream_handle(stream, (list(inputs) + list(outputs))[0])
         return ins, outs, int(workspace), stream_handle
+
+
+def _dimension(d, symbolic: bool):
+    """A dimension as the host takes it: a non-negative int, or (``symbolic``) a symbol name."""
+    if symbolic and isinstance(d, str) and d.isidentifier():
+        return d
+    if isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)):
+        if d < 0:
+            raise PluginError(f"dimension {d} is negative")
+        if d >= 2**63:
+            raise PluginError(f"dimension {d} is too large")
+        return int(d)
+    what = "a whole number or a symbol name" if symbolic else "a whole number"
+    raise PluginError(f"dimension {d!r} is not {what}")
+
+
+def _symbolic_shape(shape) -> list:
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise PluginError(f"shape {shape!r} is not a list of dimensions")
+    return [_dimension(d, symbolic=True) for d in shape]
 
 
 def _ranges(pairs):
@@ -388,7 +416,8 @@ def _ranges(pairs):
 
 
 def _values(pairs):
-    return [(_dtype_name(dtype), "LINEAR", list(map(int, shape)), 0) for dtype, shape in pairs]
+    return [(_dtype_name(dtype), "LINEAR", [_dimension(d, symbolic=False) for d in shape], 0)
+            for dtype, shape in pairs]
 
 
 # --------------------------------------------------------------------------- tensors
@@ -611,6 +640,10 @@ def run(creator: Creator, inputs: Sequence[Any], attrs: Mapping[str, Any] | None
     """Run a plugin once on CUDA tensors, through the whole lifecycle; returns its outputs,
     data-dependent ones trimmed to their real size. ``tactic`` picks a kernel variant
     (default: the plugin's first)."""
+    for t in inputs:
+        if not _is_torch(t) and not hasattr(t, "__cuda_array_interface__"):
+            raise PluginError(f"run needs torch or cupy CUDA tensors; got {type(t).__module__}."
+                              f"{type(t).__name__} (move it to the GPU, e.g. torch.from_numpy(a).cuda())")
     specs = [_tensor_meta(t) for t in inputs]
     return PreparedPlugin(creator, attrs, specs, tactic=tactic)(*inputs, stream=stream)
 

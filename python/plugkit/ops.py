@@ -58,6 +58,9 @@ def load_op_module(path: Path):
 
 def load_schemas(root: str | os.PathLike | None = None) -> dict[str, OpSchema]:
     """Every op schema under the plugins folder, keyed by op name."""
+    folder = plugins_dir(root)
+    if (root is not None or os.environ.get("PLUGKIT_PLUGINS_DIR")) and not folder.is_dir():
+        raise SchemaError(f"plugins folder {folder} does not exist or is not a directory")
     schemas: dict[str, OpSchema] = {}
     for op_file in sorted(plugins_dir(root).glob("*/op.py")):
         schema = load_op_module(op_file).schema

@@ -113,6 +113,10 @@ class OpSchema:
     the benchmark's eager and ``torch.compile`` baselines. ``test_cases`` and
     ``bench_cases`` are dicts ``{"inputs": [shape, ...], "attrs": {...}}``: the
     shapes the generated tests check and the shapes the benchmark times.
+    ``check(input_shapes, **attrs)`` states the rules the plugin itself enforces
+    on attribute values and input shapes (dims are ints, None where unknown; a
+    shape is None where even the rank is unknown): it returns why a node would
+    be refused, or None. ``plugkit insert`` writes no node that it refuses.
     """
 
     name: str
@@ -127,6 +131,7 @@ class OpSchema:
     test_cases: tuple[Mapping[str, Any], ...] = ()
     torch_reference: Callable[..., Any] | None = None
     bench_cases: tuple[Mapping[str, Any], ...] = ()
+    check: Callable[..., str | None] | None = None
 
     def __post_init__(self):
         if not self.name.isidentifier():
@@ -168,6 +173,14 @@ class OpSchema:
         """(name, PluginFieldType name, is_array) for each attribute, in order, as a creator
         reports them: a string is a CHAR array (any length), like the arrays."""
         return [(a.name, a.field_type, a.is_array or a.type == "string") for a in self.attrs]
+
+    def refusal(self, input_shapes, attrs: Mapping[str, Any] | None = None) -> str | None:
+        """Why the plugin would refuse a node with these input shapes and attributes, or None."""
+        try:
+            values = self.resolve_attrs(attrs)
+        except SchemaError as exc:
+            return str(exc)
+        return self.check(list(input_shapes), **values) if self.check is not None else None
 
     def run_reference(self, *inputs, **attrs):
         """The reference outputs as a list, attributes defaulted and typed."""

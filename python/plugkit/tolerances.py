@@ -62,10 +62,13 @@ class Comparison:
                 f"atol={self.tolerance.atol:g}")
 
 
-def compare(actual, expected, dtype) -> Comparison:
-    """Compare two arrays under ``dtype``'s tolerance. NaN never passes, unless
-    the reference is NaN at the same place; shapes must match exactly."""
+def compare(actual, expected, dtype, *, rtol: float | None = None, atol: float | None = None) -> Comparison:
+    """Compare two arrays under ``dtype``'s tolerance (``rtol``/``atol`` replace its
+    parts where given). NaN never passes, unless the reference is NaN at the same
+    place; shapes must match exactly."""
     tol = tolerance(dtype)
+    if rtol is not None or atol is not None:
+        tol = Tolerance(tol.rtol if rtol is None else rtol, tol.atol if atol is None else atol)
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if actual.shape != expected.shape:

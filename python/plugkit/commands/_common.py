@@ -85,7 +85,9 @@ def print_check_report(library, plugins_dir=None) -> int:
     """``plugkit check`` (and the end of ``plugkit build``): print the library
     check's problems and notes; the exit status."""
     from ..library_check import check
+    from ..plugin_libraries import check_library_file
 
+    check_library_file(library)  # not a library at all: an error (exit 2), not a failed check
     try:
         result = check(library, plugins_dir)
     except PlugkitError as exc:

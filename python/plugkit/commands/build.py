@@ -35,6 +35,8 @@ def source_dir(explicit: str | None) -> Path:
 
 
 def main(args) -> int:
+    if args.jobs < 1:
+        raise PlugkitError(f"-j/--jobs {args.jobs}: give at least 1 parallel job")
     if not shutil.which("cmake"):
         raise PlugkitError("cmake is not on PATH; install it (apt-get install cmake, or pip install cmake)")
     source = source_dir(args.source)

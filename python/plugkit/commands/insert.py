@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from ..output_files import FORCE_HELP
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -15,7 +17,7 @@ def register(subparsers):
     p.add_argument("-o", "--output", required=True, help="where to write the plugged model")
     p.add_argument("--allow-none", action="store_true",
                    help="exit 0 and write an unchanged copy when nothing matches")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=run)
 
 

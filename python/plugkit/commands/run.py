@@ -57,6 +57,8 @@ def run_command(args) -> int:
     from ..tensors import to_numpy
     from ..shapes import parse_run_shapes
 
+    if args.seed < 0:
+        raise engine_api.EngineError(f"--seed {args.seed}: expected a non-negative integer")
     given = parse_input_files(args.input)
     shapes = parse_run_shapes(args.shapes)
     if args.save_outputs and not Path(args.save_outputs).is_dir():

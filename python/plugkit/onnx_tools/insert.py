@@ -19,8 +19,9 @@ import onnx_graphsurgeon as gs
 
 from ..errors import OnnxModelError, OpsetConflictError, SchemaError
 from ..ops import op_module, sibling_module
+from ..output_files import check_output_path
 from ..schema import OpSchema
-from .model_io import load_model, same_file, save_model
+from .model_io import checkable, load_model_and_layout, same_file, save_model
 from .patterns import Match, NotReplaceable, Pattern, Replacement, Rewrite
 from .plugin_node import DOMAIN, DOMAIN_VERSION, MIN_OPSET, model_opset, node_attrs
 
@@ -134,6 +135,10 @@ def _rewrite_op(graph: gs.Graph, op: OpRewrites, replaced: list, skipped: list) 
             except NotReplaceable as exc:
                 refused.append((rewrite, match, str(exc)))
                 continue
+            reason = op.schema.refusal([_shape_of(t) for t in replacement.inputs], replacement.attrs)
+            if reason:  # the plugin would refuse this node: leave the subgraph as it is
+                refused.append((rewrite, match, f"the plugin would refuse it: {reason}"))
+                continue
             taken |= ids
             accepted.append((rewrite, match, replacement))
 
@@ -151,7 +156,8 @@ def _rewrite_op(graph: gs.Graph, op: OpRewrites, replaced: list, skipped: list) 
                 skipped.append(Skipped(
                     op.schema.name, anchor.name, tuple(match.node_names),
                     f"looks like the start of {op.schema.name}, but no pattern matches the whole "
-                    f"subgraph (is an intermediate result also used elsewhere, or a graph output?)"))
+                    f"subgraph (spelled in a way no pattern of {op.schema.name} knows, or an "
+                    f"intermediate result is also used elsewhere or is a graph output)"))
 
     node_names = {n.name for n in graph.nodes}
     tensor_names = set(graph.tensors())
@@ -177,6 +183,15 @@ def _replace(graph, schema: OpSchema, rewrite: Rewrite, match: Match,
     return Replaced(schema.name, name, rewrite.pattern.name, tuple(match.node_names))
 
 
+def _shape_of(tensor) -> list | None:
+    """A replacement input's shape for the op's check: int dims, None where unknown."""
+    if not isinstance(tensor, gs.Tensor):
+        return list(np.shape(tensor))
+    if tensor.shape is None:
+        return None
+    return [d if isinstance(d, int) and d >= 0 else None for d in tensor.shape]
+
+
 def _unique(base: str, taken: set[str]) -> str:
     name, k = base, 1
     while name in taken:
@@ -197,7 +212,7 @@ def _export(graph: gs.Graph, original: onnx.ModelProto) -> onnx.ModelProto:
     if model_opset(model, DOMAIN) is None:
         model.opset_import.append(onnx.helper.make_opsetid(DOMAIN, DOMAIN_VERSION))
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(checkable(model))
     except onnx.checker.ValidationError as exc:
         raise OnnxModelError(f"the rewritten model fails onnx.checker, so nothing was written: "
                              f"{str(exc).splitlines()[0]}") from None
@@ -213,7 +228,11 @@ def insert_file(src, dst, ops: Sequence[str], *, allow_none: bool = False,
                              f"(plugkit never modifies its input)")
     for op in ops:  # unknown ops fail before the (possibly slow) load
         op_module(op)
-    result = insert_plugins(load_model(src), ops)
+    check_output_path(dst, force=force)  # before the (possibly slow) load
+    model, data_files = load_model_and_layout(src)
+    result = insert_plugins(model, ops)
     if result.count() or allow_none:
-        save_model(result.model, dst, force=force, protect=src)
+        # The weights go beside the output as the input had them (inline or external data).
+        save_model(result.model, dst, force=force, protect=src, protect_data=data_files,
+                   weights_dir=os.path.dirname(os.path.abspath(src)), external=bool(data_files))
     return result

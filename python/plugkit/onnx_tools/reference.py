@@ -17,7 +17,7 @@ from onnx.reference.op_run import OpRun
 from ..errors import PlugkitError
 from ..ops import load_schemas
 from ..schema import OpSchema
-from .model_io import load_model
+from .model_io import load_model_for_running
 from .plugin_node import DOMAIN, plugin_nodes, read_node_attrs
 
 
@@ -56,12 +56,18 @@ def reference_ops(schemas: dict[str, OpSchema] | None = None) -> list[type[OpRun
 
 class ReferenceRunner:
     """Runs ``model`` on the CPU: ONNX Runtime for a plain model, the
-    ReferenceEvaluator with the ops' numpy references for a plugged one."""
+    ReferenceEvaluator with the ops' numpy references for a plugged one (or for
+    any model with ``evaluator=True``: verify compares like with like).
+    ``weights``: values of the inputs that hold the model's large external
+    weights (:func:`plugkit.onnx_tools.model_io.load_model_for_running`), fed
+    with every run."""
 
-    def __init__(self, model: onnx.ModelProto, schemas: dict[str, OpSchema] | None = None):
+    def __init__(self, model: onnx.ModelProto, schemas: dict[str, OpSchema] | None = None, *,
+                 evaluator: bool | None = None, weights: Mapping[str, Any] | None = None):
         self.outputs = [o.name for o in model.graph.output]
         self.plugged = bool(plugin_nodes(model))
-        if self.plugged:
+        self._weights = dict(weights or {})
+        if self.plugged or evaluator:
             from onnx.reference import ReferenceEvaluator
 
             self._run = ReferenceEvaluator(model, new_ops=reference_ops(schemas)).run
@@ -73,18 +79,18 @@ class ReferenceRunner:
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Output name -> numpy array, for ``feeds`` (input name -> numpy array)."""
-        return dict(zip(self.outputs, self._run(self.outputs, dict(feeds))))
+        return dict(zip(self.outputs, self._run(self.outputs, {**feeds, **self._weights})))
 
 
 def run_reference_model(onnx_path: str | os.PathLike, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Outputs (name -> numpy array) of the model at ``onnx_path`` for ``feeds``;
     feeds the model does not take are left out (an engine may have more inputs)."""
-    model = load_model(onnx_path)
-    inputs = {v.name for v in model.graph.input} - {i.name for i in model.graph.initializer}
+    model, weights = load_model_for_running(onnx_path)  # large weights mapped from disk, not copied
+    inputs = ({v.name for v in model.graph.input} - {i.name for i in model.graph.initializer}) - set(weights)
     missing = sorted(inputs - set(feeds))
     if missing:
         raise PlugkitError(f"the reference model {onnx_path} takes input(s) {missing} that the engine run "
                            f"does not have (its inputs: {sorted(feeds)}); compare with the model the "
                            f"engine was built from")
-    return ReferenceRunner(model).run({name: np.asarray(value) for name, value in feeds.items()
-                                       if name in inputs})
+    return ReferenceRunner(model, weights=weights).run({name: np.asarray(value) for name, value in feeds.items()
+                                                        if name in inputs})

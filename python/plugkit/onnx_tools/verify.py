@@ -1,19 +1,22 @@
 """Checking that a plugged model computes what the original computed
 (``plugkit verify``).
 
-Both models run on the CPU reference (:mod:`plugkit.onnx_tools.reference`):
-the original in ONNX Runtime, the plugged model in
-``onnx.reference.ReferenceEvaluator`` with each plugin node computed by its
-op's numpy reference. Inputs come from an ``.npz`` or are random, at several
-values of each dynamic dimension. Outputs are compared with
-:func:`plugkit.tolerances.compare`, the tolerance table every test uses.
+Both models run in ``onnx.reference.ReferenceEvaluator``, the plugged one with
+each plugin node computed by its op's numpy reference: like is compared with
+like, so an unchanged model matches itself exactly and the only differences
+are the replaced subgraphs (ONNX Runtime and the evaluator differ by more than
+a dtype tolerance over a whole fp16 graph), and bf16 models, which ONNX
+Runtime's CPU provider cannot run, are verified too. One model is in memory at
+a time. Inputs come from an ``.npz`` or are random, at several values of each
+dynamic dimension. Outputs are compared with :func:`plugkit.tolerances.compare`
+(the tolerance table every test uses; ``rtol``/``atol`` override it).
 """
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import os
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -22,12 +25,14 @@ from onnx import helper
 from ..errors import OnnxModelError
 from ..tensors import random_array
 from ..tolerances import Comparison, compare
-from .model_io import load_model
+from .model_io import load_model, load_model_for_running
 from .plugin_node import plugin_nodes
 from .reference import ReferenceRunner
 
 # Values a dynamic dimension takes when --dim does not say.
 DEFAULT_DIM_VALUES = (1, 3, 8)
+# Random inputs larger than this many elements are refused (a typo in --dim, not a test).
+MAX_RANDOM_ELEMENTS = 1 << 28
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +100,8 @@ def random_feeds(specs: Sequence[InputSpec], dims: Mapping[str, Sequence[int]] |
                              f"are {dynamic or 'none'}")
     values = {d: list(dims.get(d, DEFAULT_DIM_VALUES)) for d in dynamic}
     runs = max((len(v) for v in values.values()), default=1)
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise OnnxModelError(f"seed {seed!r}: expected a non-negative integer")
     rng = np.random.default_rng(seed)
     out = []
     for run in range(runs):
@@ -102,6 +109,9 @@ def random_feeds(specs: Sequence[InputSpec], dims: Mapping[str, Sequence[int]] |
         feeds = {}
         for spec in specs:
             shape = tuple(chosen[d] if isinstance(d, str) else d for d in spec.dims)
+            if np.prod(shape, dtype=object) > MAX_RANDOM_ELEMENTS:
+                raise OnnxModelError(f"input {spec.name} would have shape {shape} "
+                                     f"(over {MAX_RANDOM_ELEMENTS} elements); choose smaller --dim values")
             feeds[spec.name] = _random_array(rng, shape, spec.dtype)
         out.append((chosen, feeds))
     return out
@@ -115,18 +125,59 @@ def _random_array(rng, shape, dtype) -> np.ndarray:
 
 
 def npz_feeds(path: str | os.PathLike, specs: Sequence[InputSpec]) -> list[tuple[dict, dict]]:
-    with np.load(path) as data:
-        feeds = {k: data[k] for k in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            feeds = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise OnnxModelError(f"--inputs {path}: no such file") from None
+    except Exception as exc:  # np.load raises BadZipFile, ValueError, EOFError, pickle errors...
+        raise OnnxModelError(f"--inputs {path} is not a readable .npz of numeric arrays ({exc})") from None
     missing = [s.name for s in specs if s.name not in feeds]
     if missing:
         raise OnnxModelError(f"{path} has no array for input(s) {missing}; it holds {sorted(feeds)}")
-    return [({}, {s.name: feeds[s.name].astype(s.dtype, copy=False) for s in specs})]
+    out = {}
+    for spec in specs:
+        array = feeds[spec.name]
+        if array.dtype.kind not in "fiub" and array.dtype != spec.dtype:
+            raise OnnxModelError(f"{path}: array {spec.name} has dtype {array.dtype}; the model takes {spec.dtype}")
+        if len(array.shape) != len(spec.dims) or any(
+                isinstance(d, int) and d != n for d, n in zip(spec.dims, array.shape)):
+            raise OnnxModelError(f"{path}: array {spec.name} has shape {array.shape}; the model takes "
+                                 f"{tuple(spec.dims)}")
+        out[spec.name] = array.astype(spec.dtype, copy=False)
+    return [({}, out)]
+
+
+# A model to run and the extra feeds it needs (its large weights, mapped from disk).
+ModelSource = Callable[[], tuple[onnx.ModelProto, dict]]
 
 
 def verify_models(original: onnx.ModelProto, plugged: onnx.ModelProto, *,
                   inputs: str | os.PathLike | None = None,
-                  dims: Mapping[str, Sequence[int]] | None = None, seed: int = 0) -> VerifyReport:
+                  dims: Mapping[str, Sequence[int]] | None = None, seed: int = 0,
+                  rtol: float | None = None, atol: float | None = None) -> VerifyReport:
     """Run both models on the same inputs and compare every output."""
+    return _verify(original, plugged, lambda: (original, {}), lambda: (plugged, {}), inputs=inputs, dims=dims,
+                   seed=seed, rtol=rtol, atol=atol)
+
+
+def verify_files(original, plugged, **kwargs) -> VerifyReport:
+    """:func:`verify_models` on two files; their weights (external data too) are read one
+    model at a time."""
+    return _verify(load_model(original), load_model(plugged),
+                   lambda: load_model_for_running(original), lambda: load_model_for_running(plugged),
+                   **kwargs)
+
+
+def _verify(original: onnx.ModelProto, plugged: onnx.ModelProto, load_original: ModelSource,
+            load_plugged: ModelSource, *, inputs=None, dims=None, seed: int = 0,
+            rtol: float | None = None, atol: float | None = None) -> VerifyReport:
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None and not (value >= 0 and np.isfinite(value)):
+            raise OnnxModelError(f"--{name} {value}: expected a non-negative number")
+    if plugin_nodes(original) and not plugin_nodes(plugged):
+        raise OnnxModelError("the first model has plugin nodes and the second has none; the arguments "
+                             "are swapped: plugkit verify ORIGINAL PLUGGED")
     specs = input_specs(original)
     plugged_inputs = {s.name for s in input_specs(plugged)}
     if plugged_inputs != {s.name for s in specs}:
@@ -137,17 +188,41 @@ def verify_models(original: onnx.ModelProto, plugged: onnx.ModelProto, *,
         raise OnnxModelError(f"the models have different outputs: original {outputs}, "
                              f"plugged {[o.name for o in plugged.graph.output]}")
     runs = npz_feeds(inputs, specs) if inputs is not None else random_feeds(specs, dims, seed)
+    node_names = [f"{n.name} ({n.op_type})" for n in plugin_nodes(plugged)]
+    del original, plugged
 
-    original_runner, plugged_runner = ReferenceRunner(original), ReferenceRunner(plugged)
+    expected = _evaluate("original", load_original, outputs, runs)
+    actual = _evaluate("plugged", load_plugged, outputs, runs)
     checks = []
-    for run, (chosen, feeds) in enumerate(runs):
-        expected = original_runner.run(feeds)
-        actual = plugged_runner.run(feeds)
-        for name in outputs:
-            want, got = expected[name], actual[name]
-            checks.append(OutputCheck(run, chosen, name, compare(got, want, want.dtype)))
-    return VerifyReport(checks, [f"{n.name} ({n.op_type})" for n in plugin_nodes(plugged)])
+    for run, (chosen, _) in enumerate(runs):
+        for name, want, got in zip(outputs, expected[run], actual[run]):
+            want, got = np.asarray(want), np.asarray(got)
+            if want.shape != got.shape:
+                raise OnnxModelError(f"output {name}: the plugged model gives shape {got.shape}, the "
+                                     f"original {want.shape}")
+            checks.append(OutputCheck(run, chosen, name, compare(got, want, _dtype_name(want.dtype),
+                                                                 rtol=rtol, atol=atol)))
+    return VerifyReport(checks, node_names)
 
 
-def verify_files(original, plugged, **kwargs) -> VerifyReport:
-    return verify_models(load_model(original), load_model(plugged), **kwargs)
+def _dtype_name(dtype: np.dtype) -> str:
+    return "bfloat16" if str(dtype) == "bfloat16" else np.dtype(dtype).name
+
+
+def _evaluate(which: str, load: ModelSource, outputs: list[str], runs) -> list[list[np.ndarray]]:
+    """Every run of one model in the reference evaluator; the model is dropped after."""
+    model, weights = load()
+    runner = ReferenceRunner(model, evaluator=True, weights=weights)
+    results = []
+    for chosen, feeds in runs:
+        try:
+            result = runner.run(feeds)
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # the evaluator raises anything from numpy on a bad model
+            dims = ", ".join(f"{k}={v}" for k, v in chosen.items()) or "the given inputs"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise OnnxModelError(f"the {which} model cannot be evaluated at {dims}: "
+                                 f"{type(exc).__name__}: {first}") from None
+        results.append([result[name] for name in outputs])
+    return results
