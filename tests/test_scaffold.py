@@ -173,6 +173,24 @@ def test_the_numpy_translation_computes_the_expression():
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("source", [
+    "where(x > 0, x, alpha * x) + clip(b, 1.2, 1.8) ** 2 - fmod(x, 1.5) / tanh(b)",
+    "0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)))",
+    "-x ** 2 + minimum(x, alpha) * sigmoid(alpha) + maximum(0.5, b) - softplus(x) + relu(-b)",
+    "where(alpha > 0, x, b) + abs(x) * exp(-b) + log1p(b) + sqrt(b) * rsqrt(b) + erf(x) + floor(x) + ceil(x)",
+])
+def test_the_torch_translation_computes_what_the_numpy_one_does(source):
+    """torch_reference (the benchmark's baseline) comes from the same parsed expression as `reference`."""
+    import torch
+    x, b = np.linspace(-3, 3, 13), np.linspace(1, 2, 13)
+    translation = translate(source, ["x", "b"], ["alpha"])
+    expected = eval(translation.numpy, {"np": np, "x": x, "b": b, "alpha": 0.1,  # noqa: S307
+                                        "_erf": np.vectorize(math.erf)})
+    got = eval(translation.torch, {"torch": torch, "x": torch.tensor(x, dtype=torch.float32),  # noqa: S307
+                                   "b": torch.tensor(b, dtype=torch.float32), "alpha": 0.1})
+    np.testing.assert_allclose(got.double().numpy(), expected, rtol=2e-6, atol=2e-6)
+
+
 @pytest.mark.parametrize("source, why", [
     ("x % 2", "use fmod"),
     ("foo(x)", "unknown function 'foo'"),
@@ -449,3 +467,37 @@ def test_scaffolding_again_without_force_is_refused_and_changes_nothing(built):
                             cwd=root, env=env, text=True, capture_output=True)
     assert result.returncode == 2 and "already exists; pass --force" in result.stderr
     assert {p: p.read_bytes() for p in (root / "plugins/row_softmax").iterdir()} == before
+
+
+# ------------------------------------------------------------------ installed, not editable
+
+def test_an_installed_package_scaffolds_a_project_that_builds_on_the_installed_sdk(tmp_path):
+    """Issue 20: `pip install .` (not editable), `plugkit new Foo --expr "x*x" --root DIR`, then a CMake
+    build of DIR against `cmake --install`'s SDK. The package is laid out as a wheel has it (setup.py's
+    build_py, the host extension beside it), away from the repository; about a minute, most of it the
+    CUDA compile."""
+    assert shutil.which("cmake") and shutil.which("nvcc"), "building plugin libraries needs cmake and nvcc on PATH"
+    lib, prefix, project = tmp_path / "site-packages", tmp_path / "prefix", tmp_path / "proj"
+    run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", lib], cwd=REPO)
+    for host in (REPO / "python/plugkit").glob("_host*.so"):
+        shutil.copy2(host, lib / "plugkit")
+    env = {k: v for k, v in os.environ.items() if k not in ("PLUGKIT_LIBRARY", "PLUGKIT_PLUGINS_DIR")}
+    env["PYTHONPATH"] = str(lib)
+    where = run([sys.executable, "-c", "from plugkit import scaffold; print(scaffold.templates_dir())"],
+                cwd=tmp_path, env=env).stdout.strip()
+    assert Path(where) == lib / "plugkit/templates"
+
+    run([sys.executable, "-m", "plugkit", "new", "Foo", "--expr", "x*x", "--root", project], cwd=tmp_path, env=env)
+    headers = [f"-DTENSORRT_INCLUDE_DIR={tensorrt_include_dir()}"] if tensorrt_include_dir() else []
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    run(["cmake", "-S", REPO, "-B", tmp_path / "sdk", "-DPLUGKIT_BUILD_PLUGINS=OFF", *headers, *generator], cwd=tmp_path)
+    run(["cmake", "--install", tmp_path / "sdk", "--prefix", prefix], cwd=tmp_path)
+    run(["cmake", "-S", project, "-B", project / "build", f"-DCMAKE_PREFIX_PATH={prefix}",
+         "-DPLUGKIT_CUDA_ARCHITECTURES=75", *headers, *generator], cwd=project)
+    run(["cmake", "--build", project / "build", "--parallel", "2"], cwd=project)
+    listed = run([sys.executable, "-m", "plugkit", "list", project / "build/libplugkit_plugins.so"],
+                 cwd=project, env=env).stdout
+    assert "Foo" in listed
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not gpu",
+                             "tests/test_foo.py"], cwd=project, env=env, text=True, capture_output=True)
+    assert result.returncode == 0 and "passed" in result.stdout, result.stdout[-4000:] + result.stderr[-2000:]

@@ -1,9 +1,10 @@
 """Elementwise expressions for ``plugkit new --kind elementwise --expr``.
 
 An expression such as ``"x * sigmoid(x)"`` or ``"where(a > 0, a, alpha * a) + b"``
-is parsed with :mod:`ast` and translated twice: into CUDA C++ that computes in
-fp32 (``expf``, ``tanhf``, ``1.0F / (1.0F + expf(-x))``...) and into numpy for
-the op's reference. Only a small whitelist passes: numbers, the op's inputs and
+is parsed with :mod:`ast` and translated three times: into CUDA C++ that computes
+in fp32 (``expf``, ``tanhf``, ``1.0F / (1.0F + expf(-x))``...), into numpy for
+the op's reference, and into PyTorch for its torch_reference (the benchmark's
+eager and torch.compile baseline). Only a small whitelist passes: numbers, the op's inputs and
 scalar attributes, ``+ - * / **``, unary minus, the functions in
 :data:`FUNCTIONS`, and comparisons as the condition of ``where``.
 """
@@ -88,6 +89,7 @@ class Translation:
     source: str
     cuda: str
     numpy: str
+    torch: str                  # fp32 tensors of the inputs, for torch_reference
     names: tuple[str, ...]      # inputs and attributes, in order of first use
     functions: tuple[str, ...]  # FUNCTIONS used, in order of first use
 
@@ -140,6 +142,38 @@ class _Printer:
         if self.cuda:
             return fn.cuda(*printed), fn.cuda_prec
         return fn.numpy(*printed), fn.numpy_prec
+
+
+# The functions in PyTorch, for the op's torch_reference (the benchmark's eager and torch.compile
+# baseline): fp32 tensors in, the same math as the CUDA translation (fmin/fmax, C's fmod).
+_TORCH = {
+    "abs": "torch.abs({})", "exp": "torch.exp({})", "expm1": "torch.expm1({})", "log": "torch.log({})",
+    "log1p": "torch.log1p({})", "sqrt": "torch.sqrt({})", "rsqrt": "torch.rsqrt({})", "sin": "torch.sin({})",
+    "cos": "torch.cos({})", "tan": "torch.tan({})", "atan": "torch.atan({})", "tanh": "torch.tanh({})",
+    "erf": "torch.erf({})", "floor": "torch.floor({})", "ceil": "torch.ceil({})", "sigmoid": "torch.sigmoid({})",
+    "relu": "torch.relu({})", "softplus": "torch.nn.functional.softplus({})", "minimum": "torch.fmin({}, {})",
+    "maximum": "torch.fmax({}, {})", "fmod": "torch.fmod({}, {})", "clip": "torch.fmin(torch.fmax({}, {}), {})",
+    "where": "torch.where({}, {}, {})",
+}
+assert set(_TORCH) | {"pow"} == set(FUNCTIONS)
+
+
+class _TorchPrinter(_Printer):
+    """PyTorch: numbers stay Python floats next to operators; a torch function's argument that holds no
+    tensor becomes a 0-dim tensor (torch.fmin(x, 0.5) needs one)."""
+
+    def __init__(self, tensors: Sequence[str]):
+        super().__init__(cuda=False)
+        self.tensors = set(tensors)
+
+    def holds_tensor(self, node) -> bool:
+        return any(isinstance(n, ast.Name) and n.id in self.tensors for n in ast.walk(node))
+
+    def call(self, name, args):
+        if name == "pow":  # Python's operator takes tensors and numbers alike
+            return f"{self.wrap(args[0], _ATOM)} ** {self.wrap(args[1], _ATOM)}", _UNARY
+        printed = [self(a)[0] if self.holds_tensor(a) else f"torch.tensor({self(a)[0]})" for a in args]
+        return _TORCH[name].format(*printed), _ATOM
 
 
 MAX_LENGTH = 2000  # characters of an expression: a kernel's one line of math, not a program
@@ -247,7 +281,8 @@ def translate(source: str, tensors: Sequence[str], scalars: Sequence[str],
     check(body)
     cuda, _ = _Printer(cuda=True)(body)
     numpy, _ = _Printer(cuda=False)(body)
-    return Translation(ast.unparse(body), cuda, numpy, tuple(names), tuple(functions))
+    torch, _ = _TorchPrinter(tensors)(body)
+    return Translation(ast.unparse(body), cuda, numpy, torch, tuple(names), tuple(functions))
 
 
 def free_names(source: str) -> list[str]:

@@ -12,7 +12,8 @@ Kinds:
   one output; ``expr`` (e.g. ``"x * sigmoid(x)"``) becomes the CUDA kernel's
   math and the numpy reference (see :mod:`plugkit.expr`).
 - ``rowwise``: one input; a reduction over the last axis, then an epilogue per
-  element. Generated as softmax, with the reduction and epilogue as hooks.
+  element. Generated as softmax: one function over a row held in registers, with row-wide
+  reductions (plugkit/rows.h).
 - ``custom``: any inputs and outputs, output shapes declared with
   :class:`OutputShape`; the kernel copies input 0 to output 0 until the op is
   written in its place.
@@ -62,7 +63,7 @@ SDK_NAMES = frozenset("""
 """.split())
 # Op types the SDK or the generated code already uses as C++ names.
 SDK_TYPES = frozenset("""
-    Plugin Creator Tensors Error Field FieldTraits IoRule TypeTag Vec Broadcast Problem RowState
+    Plugin Creator Tensors Error Field FieldTraits IoRule TypeTag Vec Broadcast Problem RowReducer RowConfig ElementwiseInput
 """.split())
 # Member names of a generated kernel's Problem, and names the generated code uses beside the op's.
 RESERVED_TENSOR_NAMES = frozenset("""
