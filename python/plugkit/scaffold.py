@@ -543,7 +543,7 @@ def _environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(cpp_type=lambda a: _CPP_TYPES[a.type], cpp_default=cpp_default, py_default=py_default,
-                       other_value=other_value, add_suffix=lambda s, suffix: s + suffix, shape_doc=_shape_doc,
+                       other_value=other_value, add_suffix=lambda s, suffix: s + suffix, add_prefix=lambda s, prefix: prefix + s, shape_doc=_shape_doc,
                        code=lambda s: f"`{s}`", py_repr=py_literal, field_check=_field_check,
                        other_values=lambda attrs: {a.name: other_value(a) for a in attrs},
                        py_tuple=lambda s: repr(tuple(s)),
