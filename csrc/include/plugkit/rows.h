@@ -11,7 +11,7 @@
 //                 RowReducer: row.sum(v), row.max(v), row.min(v), row.reduce(v, combine) over the row.
 //
 // A thread holds ITEMS vectors of VEC elements (16 bytes each when the rows start 16-byte aligned
-// and `cols` is a multiple of VEC). Rows of up to 32 vectors a lane take one warp each, 8 rows a
+// and `cols` is a multiple of VEC; 8 bytes for rows of at most 32 such vectors). Rows of up to 32 vectors a lane take one warp each, 8 rows a
 // block, and a warp loads its next row while it works on this one when a row is small; longer rows
 // take one block (up to 1024 threads, 32 elements each); rows beyond 32768 elements keep 128 elements
 // a thread, most of them in local memory (slower, still one read). Slots past a row's end hold
@@ -87,7 +87,14 @@ void dispatchRows(int64_t cols, bool aligned, F&& f)
     PLUGKIT_CHECK(cols <= kMaxRowElements,
         "rows of " << cols << " elements are longer than the row kernels take (" << kMaxRowElements << ")");
     constexpr int kVec = static_cast<int>(16 / sizeof(T));
-    if (aligned && cols % kVec == 0)
+    constexpr int kHalfVec = kVec / 2;
+    if (aligned && cols % kHalfVec == 0 && cols <= 32 * kHalfVec)
+    {
+        // A short row (softmax over 128 halfs): 8-byte accesses spread it over the whole warp, which
+        // then holds half the registers a lane and fits twice the warps, so twice the rows in flight.
+        f(RowConfig<kHalfVec, 1>{32, kWarpRowsPerBlock});
+    }
+    else if (aligned && cols % kVec == 0)
     {
         detail::dispatchRowItems<kVec, 1>(ceilDiv(cols, kVec), f);
     }
