@@ -34,7 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import PlugkitError, SchemaError
+from .errors import OutputExistsError, ScaffoldError, SchemaError
 from .expr import FLOAT32_MAX, FUNCTIONS, Translation, free_names, translate
 from .ops import _SOURCE_ROOT
 from .schema import ATTR_TYPES, Attr
@@ -94,10 +94,6 @@ _CPP_TYPES = {
     "float32": "float", "int32": "int32_t", "int64": "int64_t", "float32[]": "std::vector<float>",
     "int32[]": "std::vector<int32_t>", "int64[]": "std::vector<int64_t>", "string": "std::string",
 }
-
-
-class ScaffoldError(PlugkitError, ValueError):
-    """A `plugkit new` request that cannot produce a working plugin; the message says why."""
 
 
 # --------------------------------------------------------------------------- names
@@ -631,7 +627,7 @@ def check_clashes(spec: OpSpec, root: str | Path, force: bool = False) -> None:
             raise ScaffoldError(f"op {spec.name} already exists in {own}, written by hand; plugkit new never "
                                 f"overwrites it, even with --force; pick another name")
         if not force:
-            raise ScaffoldError(f"{own} already exists; pass --force to overwrite its generated files")
+            raise OutputExistsError(f"{own} already exists (force=True overwrites it)")
 
 
 def check_root(root: str | Path) -> Path:
@@ -654,7 +650,7 @@ def write(files: dict[Path, str], force: bool = False) -> list[Path]:
     fails, what was moved is put back as it was."""
     existing = [p for p in files if p.exists() or p.is_symlink()]
     if existing and not force:
-        raise ScaffoldError("these files exist; overwriting them needs force: " + ", ".join(map(str, existing)))
+        raise OutputExistsError(", ".join(map(str, existing)) + " exist (force=True overwrites it)")
     for path in files:
         if path.exists() and not path.is_file():
             raise ScaffoldError(f"{path} exists and is not a file")
