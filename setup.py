@@ -13,6 +13,7 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 
@@ -44,4 +45,17 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "--build", str(build_dir), "--parallel", str(os.cpu_count() or 2)], check=True)
 
 
-setup(ext_modules=[CMakeExtension("plugkit._host")], cmdclass={"build_ext": CMakeBuild})
+class BuildPyWithTemplates(build_py):
+    """Ships templates/ (what `plugkit new` renders) inside the package as plugkit/templates, so that a
+    non-editable install scaffolds too; an editable install reads the repository's templates/."""
+
+    def run(self):
+        super().run()
+        if not self.editable_mode:
+            target = Path(self.build_lib) / "plugkit" / "templates"
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(ROOT / "templates", target)
+
+
+setup(ext_modules=[CMakeExtension("plugkit._host")],
+      cmdclass={"build_ext": CMakeBuild, "build_py": BuildPyWithTemplates})

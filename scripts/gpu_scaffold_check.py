@@ -1,10 +1,19 @@
 #!/usr/bin/env python3
 """Check `plugkit new` end to end on a CUDA machine: in a temporary copy of this
-repository, scaffold one op of each kind, build the plugin library for the GPU's
-architecture, list and check it, and run the generated tests (GPU, then CPU).
+repository, scaffold fresh ops (GELU-tanh elementwise, `a * b + alpha` with b
+broadcast, the default rowwise softmax, a custom op), build the plugin library
+for the GPU's architecture, list and check it, run the generated tests (GPU, then
+CPU), then time the ops against the copy bandwidth, PyTorch eager and
+torch.compile at the template targets (issue 20):
 
-    python scripts/gpu_scaffold_check.py            # --arch 90 (H100) by default
+  elementwise 16384x8192 (and b [8192] broadcast): >= 90% of copy, >= eager and compile
+  rowwise 32768x1024, 4096x4096, 262144x128:       >= 85% of copy, >= 0.95x compile
+  each in float32, float16 and bfloat16.
+
+    python scripts/gpu_scaffold_check.py            # --arch 90 (H100/H200) by default
     python scripts/gpu_scaffold_check.py --arch 80 --keep
+    python scripts/gpu_scaffold_check.py --no-bench # build and tests only
+    python scripts/gpu_scaffold_check.py --no-tests --rounds 10   # build and the table only
 
 Needs only this repository, an installed plugkit (pip install -e .), CUDA, CMake,
 torch with CUDA, and TensorRT headers: $TENSORRT_INCLUDE_DIR, the kernel-lens
@@ -22,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from plugkit.scaffold import snake_case
@@ -67,13 +77,67 @@ def summary(output: str) -> str:
     return lines[-1] if lines else "(no pytest summary)"
 
 
+def load_schema(op_file: Path):
+    spec = importlib.util.spec_from_file_location(f"scaffolded_{op_file.parent.name}", op_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.schema
+
+
+def bench_table(work: Path, library: Path, rounds: int) -> bool:
+    """Time each op at its target shapes; print one line per (shape, dtype) and whether it meets
+    the targets. True when every row does."""
+    from plugkit import bench
+    from plugkit.host import PluginLibrary
+
+    plugins = PluginLibrary(library)
+    copy_gbps = bench.copy_bandwidth()
+    pdl = bench.pdl_supported()
+    print(f"\n==== generated ops against copy ({copy_gbps:.0f} GB/s), eager and torch.compile ====")
+    print(f"{'op':<11} {'shapes':<24} {'dtype':<9} {'plugin us':>9} {'% copy':>7} {'eager us':>9} "
+          f"{'compile us':>10} {'vs eager':>8} {'vs compile':>10} {'95% CI':>9}  target")
+    all_met = True
+    for op, (cases, (least_copy, least_eager, least_compile)) in BENCH.items():
+        schema = load_schema(work / "plugins" / snake_case(op) / "op.py")
+        for shapes in cases:
+            for dtype in DTYPES:
+                try:
+                    row = bench.bench_case([plugins], schema, shapes, dtype, None, copy_gbps, True, rounds, False, pdl)
+                except Exception as exc:  # one failed case must not hide the others
+                    print(f"{op:<11} {';'.join('x'.join(map(str, s)) for s in shapes):<24} {dtype:<9} "
+                          f"FAILED: {type(exc).__name__}: {exc}")
+                    all_met = False
+                    continue
+                vs_eager = row.eager_us / row.plugin_us[0] if row.eager_us else None
+                vs_compile = row.vs_compile[0]
+                missed = []
+                if row.copy_fraction() < least_copy:
+                    missed.append(f"copy < {least_copy:.0%}")
+                if least_eager is not None and (vs_eager is None or vs_eager < least_eager):
+                    missed.append(f"eager < {least_eager:.2f}x")
+                if least_compile is not None and (vs_compile is None or vs_compile < least_compile):
+                    missed.append(f"compile < {least_compile:.2f}x")
+                all_met = all_met and not missed
+                ci = row.vs_compile_ci[0]
+                print(f"{op:<11} {';'.join('x'.join(map(str, s)) for s in shapes):<24} {dtype:<9} "
+                      f"{row.plugin_us[0]:>9.1f} {row.copy_fraction():>7.1%} {row.eager_us or 0:>9.1f} "
+                      f"{row.compile_us or 0:>10.1f} {vs_eager or 0:>7.2f}x {vs_compile or 0:>9.2f}x "
+                      f"{(f'{ci[0]:.2f}-{ci[1]:.2f}' if ci else '-'):>9}  {'MET' if not missed else 'MISSED: ' + ', '.join(missed)}",
+                      flush=True)
+    return all_met
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="90", help="PLUGKIT_CUDA_ARCHITECTURES (default: 90)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy and print its path")
+    parser.add_argument("--no-tests", action="store_true", help="skip the generated tests")
+    parser.add_argument("--no-bench", action="store_true", help="skip the timing table")
+    parser.add_argument("--rounds", type=int, default=10, help="timing rounds per case (default: 10)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="plugkit-scaffold-"))
+    started = time.monotonic()
     try:
         for name in PROJECT_FILES:
             src = REPO / name
@@ -92,6 +156,7 @@ def main() -> int:
             configure.append(f"-DTENSORRT_INCLUDE_DIR={tensorrt_include_dir()}")
         run(configure, cwd=work)
         run(["cmake", "--build", work / "build", "--parallel", str(os.cpu_count() or 2)], cwd=work)
+        print(f"[{time.monotonic() - started:.0f} s] built", flush=True)
 
         library = work / "build/libplugkit_plugins.so"
         env = dict(os.environ, PLUGKIT_LIBRARY=str(library), PLUGKIT_PLUGINS_DIR=str(work / "plugins"))
@@ -101,23 +166,30 @@ def main() -> int:
             raise SystemExit(f"`plugkit list` does not show {missing}")
         run([py, "-m", "plugkit", "check", library, "--plugins-dir", work / "plugins"], cwd=work, env=env)
 
-        tests = [f"tests/test_{snake_case(op)}.py" for op in OPS]
         results = {}
-        for label, marker in (("gpu", "gpu"), ("cpu", "not gpu")):
-            result = run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", marker, *tests],
-                         cwd=work, env=env, check=False)
-            results[label] = (result.returncode, summary(result.stdout))
+        if not args.no_tests:
+            tests = [f"tests/test_{snake_case(op)}.py" for op in OPS]
+            for label, marker in (("gpu", "gpu"), ("cpu", "not gpu")):
+                result = run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", marker, *tests],
+                             cwd=work, env=env, check=False)
+                results[label] = (result.returncode, summary(result.stdout))
+            print(f"[{time.monotonic() - started:.0f} s] tested", flush=True)
+        met = True
+        if not args.no_bench:
+            met = bench_table(work, library, args.rounds)
+            print(f"[{time.monotonic() - started:.0f} s] timed", flush=True)
 
         print("\n==== plugkit new: generated ops on this GPU ====")
         for label, (code, line) in results.items():
             print(f"{label:4s} tests: {line}  (exit {code})")
-        gpu_code, gpu_line = results["gpu"]
-        if gpu_code != 0 or results["cpu"][0] != 0:
+        if not args.no_bench:
+            print(f"targets: {'all met' if met else 'some MISSED (see the table)'}")
+        if any(code != 0 for code, _ in results.values()):
             return 1
-        if "passed" not in gpu_line or "skipped" in gpu_line:
+        if results and ("passed" not in results["gpu"][1] or "skipped" in results["gpu"][1]):
             print("GPU tests were skipped: no CUDA device, or torch without CUDA", file=sys.stderr)
             return 1
-        return 0
+        return 0 if met else 3
     finally:
         if args.keep:
             print(f"kept {work}")

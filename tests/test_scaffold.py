@@ -77,6 +77,13 @@ def test_names_that_cannot_work_are_refused_with_the_reason(name, why):
         scaffold.plan(name)
 
 
+@pytest.mark.parametrize("name, why", [("A" * 245, "characters long; the limit is 100"),
+                                       ("My" + "op" * 200, "characters long; the limit is 100")])
+def test_names_too_long_for_a_file_are_refused(name, why):
+    with pytest.raises(ScaffoldError, match=re.escape(why)):
+        scaffold.plan(name)
+
+
 def test_clashes_with_existing_plugins_are_refused_even_with_force(project):
     with pytest.raises(ScaffoldError, match=r"op RMSNorm already exists in .*rms_norm, written by hand"):
         scaffold.scaffold("RMSNorm", project, force=True, dry_run=True)
@@ -110,9 +117,29 @@ def test_clashes_with_existing_plugins_are_refused_even_with_force(project):
     ({"kind": "custom", "output_shapes": ["Z=X"]}, "OUTPUT one of Y"),
     ({"version": "1 beta"}, "version"),
     ({"namespace": 'a"b'}, "namespace"),
+    # names that clash with the generated C++ (issue 22, item 6)
+    ({"expr": "exp(x) + expf"}, "input 'expf' clashes with a name of the generated C++"),
+    ({"expr": "x + toFloat"}, "input 'toFloat' clashes with a name of the generated C++"),
+    ({"attrs": ["field:float32=1"]}, "'field' clashes with a name of the generated C++"),
+    ({"kind": "custom", "outputs": ["launchKernel"]}, "clashes with a name of the generated C++"),
+    ({"inputs": ["kThreads"]}, "clashes with a name of the generated C++"),
+    # shapes TensorRT cannot have, and defaults a float32 cannot hold
+    ({"kind": "custom", "output_shapes": ["Y=X[100]"]}, "tensors have at most 8 dims, so an index is -8 to 7"),
+    ({"kind": "custom", "output_shapes": ["Y=X[-9]"]}, "an index is -8 to 7"),
+    ({"kind": "custom", "output_shapes": ["Y=99999999999999999999999"]}, "is larger than a dim can be"),
+    ({"kind": "custom", "output_shapes": ["Y=" + ",".join(["2"] * 9)]}, "an output has 1 to 8 dims"),
+    ({"attrs": ["alpha:float32=1e39"]}, "1e39 is not a float32"),
+    ({"attrs": ["ws:float32[]=1,-4e38"]}, "-4e38 is not a float32"),
+    # sizes that used to end in a traceback (issue 22, item 4)
+    ({"expr": "+".join(["x"] * 20000)}, "characters long; the limit is 2000"),
+    ({"expr": "-" * 5000 + "x"}, "characters long; the limit is 2000"),
+    ({"expr": "-" * 1500 + "x"}, "nested too deeply"),
+    ({"expr": "x * " + "9" * 400}, "constants must be finite float32 numbers"),
+    ({"expr": "x * 1e39"}, "constants must be finite float32 numbers"),
+    ({"inputs": ["x" * 245]}, "characters long; the limit is 100"),
 ])
 def test_requests_that_cannot_work_are_refused(request_, why):
-    with pytest.raises(ScaffoldError, match=re.escape(why)):
+    with pytest.raises((ScaffoldError, ExprError), match=re.escape(why)):
         scaffold.plan("MyOp", **request_)
 
 
@@ -144,6 +171,24 @@ def test_the_numpy_translation_computes_the_expression():
     expected = [(xi if xi > 0 else 0.1 * xi) + min(max(bi, 1.2), 1.8) ** 2 - math.fmod(xi, 1.5) / math.tanh(bi)
                 for xi, bi in zip(x, b)]
     np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("source", [
+    "where(x > 0, x, alpha * x) + clip(b, 1.2, 1.8) ** 2 - fmod(x, 1.5) / tanh(b)",
+    "0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)))",
+    "-x ** 2 + minimum(x, alpha) * sigmoid(alpha) + maximum(0.5, b) - softplus(x) + relu(-b)",
+    "where(alpha > 0, x, b) + abs(x) * exp(-b) + log1p(b) + sqrt(b) * rsqrt(b) + erf(x) + floor(x) + ceil(x)",
+])
+def test_the_torch_translation_computes_what_the_numpy_one_does(source):
+    """torch_reference (the benchmark's baseline) comes from the same parsed expression as `reference`."""
+    import torch
+    x, b = np.linspace(-3, 3, 13), np.linspace(1, 2, 13)
+    translation = translate(source, ["x", "b"], ["alpha"])
+    expected = eval(translation.numpy, {"np": np, "x": x, "b": b, "alpha": 0.1,  # noqa: S307
+                                        "_erf": np.vectorize(math.erf)})
+    got = eval(translation.torch, {"torch": torch, "x": torch.tensor(x, dtype=torch.float32),  # noqa: S307
+                                   "b": torch.tensor(b, dtype=torch.float32), "alpha": 0.1})
+    np.testing.assert_allclose(got.double().numpy(), expected, rtol=2e-6, atol=2e-6)
 
 
 @pytest.mark.parametrize("source, why", [
@@ -225,6 +270,88 @@ def test_a_refused_request_writes_nothing(project, capsys):
     assert new("MyOp", "--root", project, "--expr", "x + nope(x)") == 2
     assert "unknown function 'nope'" in capsys.readouterr().err
     assert files_under(project) == before
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--expr", "exp(x) + expf"],
+    ["--expr", "x + toFloat"],
+    ["--expr", "+".join(["x"] * 20000)],
+    ["--expr=" + "-" * 5000 + "x"],
+    ["--expr", "x * " + "9" * 400],
+    ["--attr", "alpha:float32=1e39", "--expr", "x * alpha"],
+    ["--kind", "custom", "--output-shape", "Y=X[100]"],
+    ["--kind", "custom", "--output-shape", "Y=99999999999999999999999"],
+])
+def test_requests_that_cannot_work_fail_in_one_line_and_write_nothing(project, capsys, argv):
+    before = files_under(project)
+    assert new("MyOp", "--root", project, *argv) == 2
+    assert "error: " in one_line_error(capsys)
+    assert files_under(project) == before
+
+
+def test_a_name_of_245_characters_fails_in_one_line(project, capsys):
+    before = files_under(project)
+    assert new("A" * 245, "--root", project) == 2
+    assert "the limit is 100" in one_line_error(capsys)
+    assert files_under(project) == before
+
+
+def test_a_root_that_is_a_file_or_below_one_is_refused(tmp_path, capsys):
+    file = tmp_path / "notes.txt"
+    file.write_text("the user's notes\n")
+    for root in (file, file / "project"):
+        assert new("MyOp", "--root", root) == 2
+        assert "is not a directory" in one_line_error(capsys)
+    assert file.read_text() == "the user's notes\n" and files_under(tmp_path) == ["notes.txt"]
+
+
+def test_a_failure_while_moving_into_place_leaves_the_project_as_it_was(project, monkeypatch):
+    """Issue 22, item 5: all or nothing. The plugin folder is moved last; when that fails, the test
+    file moved before it is taken out again, and no staging folder is left behind."""
+    before = files_under(project)
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if Path(dst).name == "my_op":
+            raise PermissionError(13, "Permission denied", str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(ScaffoldError, match="Permission denied.*nothing was changed"):
+        scaffold.scaffold("MyOp", project)
+    assert files_under(project) == before
+    assert [p.name for p in project.iterdir() if p.name.startswith(".plugkit-new")] == []
+
+
+def test_a_failed_forced_rewrite_restores_the_files_it_replaced(project, monkeypatch):
+    scaffold.scaffold("MyOp", project, expr="x * 2")
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    real_replace = os.replace
+    calls = []
+
+    def failing_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 6:  # midway through moving the new files in
+            raise OSError(28, "No space left on device", str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(ScaffoldError, match="No space left on device"):
+        scaffold.scaffold("MyOp", project, expr="x * 3", force=True)
+    assert {p: p.read_bytes() for p in project.rglob("*") if p.is_file()} == before
+
+
+def test_templates_are_found_inside_the_package_first(tmp_path, monkeypatch):
+    """A non-editable install carries them as plugkit/templates (setup.py's build_py)."""
+    shipped = Path(scaffold.__file__).resolve().parent / "templates"
+    assert scaffold.templates_dir() == (shipped if shipped.is_dir() else REPO / "templates")
+    assert "graft templates" in (REPO / "MANIFEST.in").read_text()  # and sdists carry them to the build
 
 
 def test_a_root_without_a_build_gets_one_on_the_installed_sdk(tmp_path):
@@ -340,3 +467,37 @@ def test_scaffolding_again_without_force_is_refused_and_changes_nothing(built):
                             cwd=root, env=env, text=True, capture_output=True)
     assert result.returncode == 2 and "already exists; pass --force" in result.stderr
     assert {p: p.read_bytes() for p in (root / "plugins/row_softmax").iterdir()} == before
+
+
+# ------------------------------------------------------------------ installed, not editable
+
+def test_an_installed_package_scaffolds_a_project_that_builds_on_the_installed_sdk(tmp_path):
+    """Issue 20: `pip install .` (not editable), `plugkit new Foo --expr "x*x" --root DIR`, then a CMake
+    build of DIR against `cmake --install`'s SDK. The package is laid out as a wheel has it (setup.py's
+    build_py, the host extension beside it), away from the repository; about a minute, most of it the
+    CUDA compile."""
+    assert shutil.which("cmake") and shutil.which("nvcc"), "building plugin libraries needs cmake and nvcc on PATH"
+    lib, prefix, project = tmp_path / "site-packages", tmp_path / "prefix", tmp_path / "proj"
+    run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", lib], cwd=REPO)
+    for host in (REPO / "python/plugkit").glob("_host*.so"):
+        shutil.copy2(host, lib / "plugkit")
+    env = {k: v for k, v in os.environ.items() if k not in ("PLUGKIT_LIBRARY", "PLUGKIT_PLUGINS_DIR")}
+    env["PYTHONPATH"] = str(lib)
+    where = run([sys.executable, "-c", "from plugkit import scaffold; print(scaffold.templates_dir())"],
+                cwd=tmp_path, env=env).stdout.strip()
+    assert Path(where) == lib / "plugkit/templates"
+
+    run([sys.executable, "-m", "plugkit", "new", "Foo", "--expr", "x*x", "--root", project], cwd=tmp_path, env=env)
+    headers = [f"-DTENSORRT_INCLUDE_DIR={tensorrt_include_dir()}"] if tensorrt_include_dir() else []
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    run(["cmake", "-S", REPO, "-B", tmp_path / "sdk", "-DPLUGKIT_BUILD_PLUGINS=OFF", *headers, *generator], cwd=tmp_path)
+    run(["cmake", "--install", tmp_path / "sdk", "--prefix", prefix], cwd=tmp_path)
+    run(["cmake", "-S", project, "-B", project / "build", f"-DCMAKE_PREFIX_PATH={prefix}",
+         "-DPLUGKIT_CUDA_ARCHITECTURES=75", *headers, *generator], cwd=project)
+    run(["cmake", "--build", project / "build", "--parallel", "2"], cwd=project)
+    listed = run([sys.executable, "-m", "plugkit", "list", project / "build/libplugkit_plugins.so"],
+                 cwd=project, env=env).stdout
+    assert "Foo" in listed
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not gpu",
+                             "tests/test_foo.py"], cwd=project, env=env, text=True, capture_output=True)
+    assert result.returncode == 0 and "passed" in result.stdout, result.stdout[-4000:] + result.stderr[-2000:]

@@ -1,9 +1,10 @@
 """Elementwise expressions for ``plugkit new --kind elementwise --expr``.
 
 An expression such as ``"x * sigmoid(x)"`` or ``"where(a > 0, a, alpha * a) + b"``
-is parsed with :mod:`ast` and translated twice: into CUDA C++ that computes in
-fp32 (``expf``, ``tanhf``, ``1.0F / (1.0F + expf(-x))``...) and into numpy for
-the op's reference. Only a small whitelist passes: numbers, the op's inputs and
+is parsed with :mod:`ast` and translated three times: into CUDA C++ that computes
+in fp32 (``expf``, ``tanhf``, ``1.0F / (1.0F + expf(-x))``...), into numpy for
+the op's reference, and into PyTorch for its torch_reference (the benchmark's
+eager and torch.compile baseline). Only a small whitelist passes: numbers, the op's inputs and
 scalar attributes, ``+ - * / **``, unary minus, the functions in
 :data:`FUNCTIONS`, and comparisons as the condition of ``where``.
 """
@@ -84,6 +85,7 @@ class Translation:
     source: str
     cuda: str
     numpy: str
+    torch: str                  # fp32 tensors of the inputs, for torch_reference
     names: tuple[str, ...]      # inputs and attributes, in order of first use
     functions: tuple[str, ...]  # FUNCTIONS used, in order of first use
 
@@ -138,29 +140,94 @@ class _Printer:
         return fn.numpy(*printed), fn.numpy_prec
 
 
+# The functions in PyTorch, for the op's torch_reference (the benchmark's eager and torch.compile
+# baseline): fp32 tensors in, the same math as the CUDA translation (fmin/fmax, C's fmod).
+_TORCH = {
+    "abs": "torch.abs({})", "exp": "torch.exp({})", "expm1": "torch.expm1({})", "log": "torch.log({})",
+    "log1p": "torch.log1p({})", "sqrt": "torch.sqrt({})", "rsqrt": "torch.rsqrt({})", "sin": "torch.sin({})",
+    "cos": "torch.cos({})", "tan": "torch.tan({})", "atan": "torch.atan({})", "tanh": "torch.tanh({})",
+    "erf": "torch.erf({})", "floor": "torch.floor({})", "ceil": "torch.ceil({})", "sigmoid": "torch.sigmoid({})",
+    "relu": "torch.relu({})", "softplus": "torch.nn.functional.softplus({})", "minimum": "torch.fmin({}, {})",
+    "maximum": "torch.fmax({}, {})", "fmod": "torch.fmod({}, {})", "clip": "torch.fmin(torch.fmax({}, {}), {})",
+    "where": "torch.where({}, {}, {})",
+}
+assert set(_TORCH) | {"pow"} == set(FUNCTIONS)
+
+
+class _TorchPrinter(_Printer):
+    """PyTorch: numbers stay Python floats next to operators; a torch function's argument that holds no
+    tensor becomes a 0-dim tensor (torch.fmin(x, 0.5) needs one)."""
+
+    def __init__(self, tensors: Sequence[str]):
+        super().__init__(cuda=False)
+        self.tensors = set(tensors)
+
+    def holds_tensor(self, node) -> bool:
+        return any(isinstance(n, ast.Name) and n.id in self.tensors for n in ast.walk(node))
+
+    def call(self, name, args):
+        if name == "pow":  # Python's operator takes tensors and numbers alike
+            return f"{self.wrap(args[0], _ATOM)} ** {self.wrap(args[1], _ATOM)}", _UNARY
+        printed = [self(a)[0] if self.holds_tensor(a) else f"torch.tensor({self(a)[0]})" for a in args]
+        return _TORCH[name].format(*printed), _ATOM
+
+
+MAX_LENGTH = 2000  # characters of an expression: a kernel's one line of math, not a program
+MAX_DEPTH = 200    # nesting of operators and calls (a sum of n terms nests n deep)
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _short(source: str) -> str:
+    return repr(source if len(source) <= 60 else source[:57] + "...")
+
+
+def parse(source: str) -> ast.expr:
+    """The checked-size AST of an expression; ExprError when it is too long, too deep or not one."""
+    if not isinstance(source, str) or not source.strip():
+        raise ExprError("--expr is empty; give an expression such as \"x * sigmoid(x)\"")
+    if len(source) > MAX_LENGTH:
+        raise ExprError(f"--expr {_short(source)} is {len(source)} characters long; the limit is {MAX_LENGTH} "
+                        f"(write longer math in the generated kernel's compute())")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"--expr {_short(source)} is not a valid expression: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ExprError(f"--expr {_short(source)} is nested too deeply (at most {MAX_DEPTH} levels)") from None
+    # Depth without recursion, so that the checks and printers below stay far from Python's limit.
+    stack = [(tree.body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ExprError(f"--expr {_short(source)} is nested too deeply (at most {MAX_DEPTH} levels)")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return tree.body
+
+
 def translate(source: str, tensors: Sequence[str], scalars: Sequence[str],
               other_attrs: Sequence[str] = ()) -> Translation:
     """Check ``source`` and translate it. ``tensors`` and ``scalars`` are the names it may use
     (inputs; numeric scalar attributes); ``other_attrs`` are attributes it may not use
     (arrays, strings), named in the error when it does."""
-    try:
-        tree = ast.parse(source.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ExprError(f"--expr {source!r} is not a valid expression: {exc.msg}") from None
+    body = parse(source)
     names: list[str] = []
     functions: list[str] = []
     known = set(tensors) | set(scalars)
 
     def fail(node, why):
         where = ast.get_source_segment(source.strip(), node) or source
-        raise ExprError(f"--expr {source!r}: {why} (at {where!r})")
+        raise ExprError(f"--expr {_short(source)}: {why} (at {_short(where)})")
 
     def check(node, condition_allowed=False):
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 fail(node, "only numbers may appear as constants")
-            if not math.isfinite(float(node.value)):
-                fail(node, "constants must be finite")
+            try:
+                value = float(node.value)
+            except OverflowError:
+                value = math.inf
+            if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+                fail(node, f"constants must be finite float32 numbers (at most {FLOAT32_MAX:.7g} in magnitude)")
         elif isinstance(node, ast.Name):
             if node.id in FUNCTIONS:
                 fail(node, f"{node.id} is a function; call it: {node.id}(...)")
@@ -207,21 +274,19 @@ def translate(source: str, tensors: Sequence[str], scalars: Sequence[str],
             fail(node, f"{type(node).__name__} is not supported; use numbers, names, + - * / **, "
                        f"and the functions {', '.join(sorted(FUNCTIONS))}")
 
-    check(tree.body)
-    cuda, _ = _Printer(cuda=True)(tree.body)
-    numpy, _ = _Printer(cuda=False)(tree.body)
-    return Translation(ast.unparse(tree.body), cuda, numpy, tuple(names), tuple(functions))
+    check(body)
+    cuda, _ = _Printer(cuda=True)(body)
+    numpy, _ = _Printer(cuda=False)(body)
+    torch, _ = _TorchPrinter(tensors)(body)
+    return Translation(ast.unparse(body), cuda, numpy, torch, tuple(names), tuple(functions))
 
 
 def free_names(source: str) -> list[str]:
     """Names an expression uses that are not functions, in order of first use (for inferring inputs)."""
-    try:
-        tree = ast.parse(source.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ExprError(f"--expr {source!r} is not a valid expression: {exc.msg}") from None
-    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    body = parse(source)
+    called = {id(n.func) for n in ast.walk(body) if isinstance(n, ast.Call)}
     out: list[str] = []
-    for node in sorted((n for n in ast.walk(tree) if isinstance(n, ast.Name)),
+    for node in sorted((n for n in ast.walk(body) if isinstance(n, ast.Name)),
                        key=lambda n: (n.lineno, n.col_offset)):
         if id(node) not in called and node.id not in out:
             out.append(node.id)

@@ -72,6 +72,10 @@ def main(args) -> int:
         print(f"{verb} {path}{state}")
     if not args.dry_run:
         snake = scaffold.snake_case(args.name)
-        print(f"\nnext: build (python -m plugkit build), then python -m pytest tests/test_{snake}.py; "
+        in_plugkit = (root / "csrc/include/plugkit/plugin.h").is_file()
+        build = ("python -m plugkit build" if in_plugkit else
+                 f"cmake -S {root} -B {root / 'build'} -DCMAKE_PREFIX_PATH=<plugkit install prefix> && "
+                 f"cmake --build {root / 'build'}")
+        print(f"\nnext: build ({build}), then python -m pytest tests/test_{snake}.py; "
               f"the op is described in plugins/{snake}/README.md", file=sys.stderr)
     return 0
