@@ -359,7 +359,7 @@ class Plugin:
 
     def on_shape_change(self, inputs, outputs) -> None:
         """onShapeChange with concrete ``(dtype, shape)`` pairs."""
-        _call(self._native.on_shape_change, _values(inputs), _values(outputs))
+        _call(self._native.on_shape_change, _values(inputs), _values(outputs, unknown=True))
 
     def enqueue(self, inputs: Sequence[Any], outputs: Sequence[Any], workspace: int = 0, stream=None,
                 output_dims: Sequence[Sequence[int]] | None = None) -> None:
@@ -387,11 +387,14 @@ class Plugin:
         return ins, outs, int(workspace), stream_handle
 
 
-def _dimension(d, symbolic: bool):
-    """A dimension as the host takes it: a non-negative int, or (``symbolic``) a symbol name."""
+def _dimension(d, symbolic: bool, unknown: bool = False):
+    """A dimension as the host takes it: a non-negative int, or (``symbolic``) a symbol name, or
+    (``unknown``) -1, TensorRT's value for a data-dependent dimension before enqueue."""
     if symbolic and isinstance(d, str) and d.isidentifier():
         return d
     if isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)):
+        if unknown and d == -1:
+            return -1
         if d < 0:
             raise PluginError(f"dimension {d} is negative")
         if d >= 2**63:
@@ -415,8 +418,8 @@ def _ranges(pairs):
     return out
 
 
-def _values(pairs):
-    return [(_dtype_name(dtype), "LINEAR", [_dimension(d, symbolic=False) for d in shape], 0)
+def _values(pairs, unknown: bool = False):
+    return [(_dtype_name(dtype), "LINEAR", [_dimension(d, symbolic=False, unknown=unknown) for d in shape], 0)
             for dtype, shape in pairs]
 
 
