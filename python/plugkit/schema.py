@@ -91,10 +91,12 @@ class Attr:
 
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
-    """A named input or output of an op."""
+    """A named input or output of an op. An ``optional`` input may be left out (it is then
+    None in the references); optional inputs come last, as in ONNX."""
 
     name: str
     doc: str = ""
+    optional: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +133,9 @@ class OpSchema:
             t if isinstance(t, TensorSpec) else TensorSpec(t) for t in self.inputs))
         object.__setattr__(self, "outputs", tuple(
             t if isinstance(t, TensorSpec) else TensorSpec(t) for t in self.outputs))
+        required = [t.name for t in self.inputs if not t.optional]
+        if any(t.optional for t in self.inputs[:len(required)]) or any(t.optional for t in self.outputs):
+            raise SchemaError(f"op {self.name}: only the last inputs may be optional")
         names = [a.name for a in self.attrs]
         if len(set(names)) != len(names):
             raise SchemaError(f"op {self.name}: duplicate attribute names in {names}")
