@@ -1,8 +1,11 @@
-// fp32/fp16/bf16 dispatch for kernel launchers (include from .cu files).
+// dtype dispatch for kernel launchers (include from .cu files).
 //
 //     plugkit::dispatchFloat(desc.type, [&](auto tag) {
 //         using T = typename decltype(tag)::type;   // float, __half or __nv_bfloat16
 //         launchMyKernel<T>(...);
+//     });
+//     plugkit::dispatchIndex(desc.type, [&](auto tag) {
+//         using I = typename decltype(tag)::type;   // int32_t or int64_t
 //     });
 #pragma once
 
@@ -33,6 +36,19 @@ decltype(auto) dispatchFloat(nvinfer1::DataType type, F&& f)
     default: break;
     }
     throw Error(std::string("unsupported dtype ") + dataTypeName(type) + "; expected float32, float16 or bfloat16");
+}
+
+//! Call f(TypeTag<I>{}) with the C++ type of an index DataType (INT32, INT64); other dtypes are an error.
+template <typename F>
+decltype(auto) dispatchIndex(nvinfer1::DataType type, F&& f)
+{
+    switch (type)
+    {
+    case nvinfer1::DataType::kINT32: return f(TypeTag<int32_t>{});
+    case nvinfer1::DataType::kINT64: return f(TypeTag<int64_t>{});
+    default: break;
+    }
+    throw Error(std::string("unsupported dtype ") + dataTypeName(type) + "; expected int32 or int64");
 }
 
 //! Conversions to and from the fp32 that kernels accumulate in.

@@ -290,6 +290,27 @@ Attrs parseFields(nvinfer1::PluginFieldCollection const* fc)
     return attrs;
 }
 
+//! Bytes of one element of a field type; kUNKNOWN counts bytes, kDIMS one Dims; 0 for sub-byte types.
+inline size_t fieldElementSize(nvinfer1::PluginFieldType type) noexcept
+{
+    switch (type)
+    {
+    case nvinfer1::PluginFieldType::kFLOAT64:
+    case nvinfer1::PluginFieldType::kINT64: return 8;
+    case nvinfer1::PluginFieldType::kFLOAT32:
+    case nvinfer1::PluginFieldType::kINT32: return 4;
+    case nvinfer1::PluginFieldType::kFLOAT16:
+    case nvinfer1::PluginFieldType::kBF16:
+    case nvinfer1::PluginFieldType::kINT16: return 2;
+    case nvinfer1::PluginFieldType::kINT8:
+    case nvinfer1::PluginFieldType::kCHAR:
+    case nvinfer1::PluginFieldType::kFP8:
+    case nvinfer1::PluginFieldType::kUNKNOWN: return 1;
+    case nvinfer1::PluginFieldType::kDIMS: return sizeof(nvinfer1::Dims);
+    default: return 0;
+    }
+}
+
 //! The fields that recreate `attrs`; they point into `attrs`, which must outlive them.
 template <typename Attrs>
 std::vector<nvinfer1::PluginField> serializeFields(Attrs const& attrs)

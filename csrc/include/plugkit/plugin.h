@@ -15,6 +15,17 @@
 //     void outputDataTypes(DataType const* in, DataType* out) const;            // from kIoRules
 //     void checkShapes(Dims const* in, Dims const* out) const;                  // accept all
 //     size_t workspaceSize(DynamicPluginTensorDesc const* in, DynamicPluginTensorDesc const* out) const;  // 0
+//     std::vector<int32_t> tactics() const;          // kernel variants, positive values; {} (TensorRT's default 0)
+//     char const* tacticName(int32_t tactic) const;  // for bench tables; nullptr: "tactic N"
+//
+// enqueue reads the tactic TensorRT chose with tactic(): the value of setTactic, or
+// tactics()[0] when TensorRT set the default 0 (or nothing). TensorRT times every
+// value of tactics() at build time and stores its pick in the engine, so the
+// serialized fields do not carry it.
+//
+// Data-dependent output shapes are TensorRT's own: in outputShapes, declare the size
+// output with exprBuilder.declareSizeTensor(index, opt, upper), give it nbDims = 0 and
+// dtype INT32, and use the returned expression in the data outputs' dims.
 //
 // Hooks report errors by throwing plugkit::Error (PLUGKIT_CHECK). The methods
 // TensorRT calls catch them, log them with the plugin and layer name, report
@@ -27,6 +38,7 @@
 
 #include <NvInferRuntime.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -34,6 +46,21 @@
 
 namespace plugkit
 {
+
+//! What a plugkit plugin tells tools beyond IPluginV3: the plugin host asks for it with
+//! getCapabilityInterface(kInfoCapability); TensorRT never asks for that value.
+class IPluginInfo : public nvinfer1::IPluginCapability
+{
+public:
+    nvinfer1::InterfaceInfo getInterfaceInfo() const noexcept override
+    {
+        return nvinfer1::InterfaceInfo{"PLUGKIT_PLUGIN_INFO", 1, 0};
+    }
+    //! A short name of a tactic, or nullptr when the plugin names none.
+    virtual char const* getTacticName(int32_t tactic) const noexcept = 0;
+};
+
+constexpr auto kInfoCapability = static_cast<nvinfer1::PluginCapabilityType>(0x706b6974); // "pkit"
 
 //! The tensors of one enqueue: descriptors and device pointers, inputs then outputs.
 struct Tensors
@@ -48,7 +75,8 @@ template <typename Self, typename AttrsT>
 class Plugin : public nvinfer1::IPluginV3,
                public nvinfer1::IPluginV3OneCore,
                public nvinfer1::IPluginV3OneBuild,
-               public nvinfer1::IPluginV3OneRuntime
+               public nvinfer1::IPluginV3OneRuntime,
+               public IPluginInfo
 {
 public:
     using Attrs = AttrsT;
@@ -116,6 +144,29 @@ public:
         return 0;
     }
 
+    std::vector<int32_t> tactics() const
+    {
+        return {};
+    }
+
+    char const* tacticName(int32_t) const
+    {
+        return nullptr;
+    }
+
+    //! The tactic enqueue runs: setTactic's value, else (0 or never set) the first of tactics(), else 0.
+    int32_t tactic() const noexcept
+    {
+        if (mTactic != 0)
+        {
+            return mTactic;
+        }
+        return guarded<int32_t>("tactic", who(), 0, [&] {
+            std::vector<int32_t> const valid = self().tactics();
+            return valid.empty() ? 0 : valid.front();
+        });
+    }
+
     // ---- IPluginV3 ----
 
     nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override
@@ -126,7 +177,7 @@ public:
         case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
         case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
         }
-        return nullptr;
+        return type == kInfoCapability ? static_cast<IPluginInfo*>(this) : nullptr;
     }
 
     nvinfer1::IPluginV3* clone() noexcept override
@@ -218,7 +269,66 @@ public:
         });
     }
 
+    int32_t getNbTactics() noexcept override
+    {
+        return guarded<int32_t>("getNbTactics", who(), -1, [&] { return static_cast<int32_t>(self().tactics().size()); });
+    }
+
+    int32_t getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept override
+    {
+        return status("getValidTactics", [&] {
+            std::vector<int32_t> const valid = self().tactics();
+            PLUGKIT_CHECK(tactics != nullptr && nbTactics == static_cast<int32_t>(valid.size()),
+                "asked for " << nbTactics << " tactics; the plugin has " << valid.size());
+            std::copy(valid.begin(), valid.end(), tactics);
+        });
+    }
+
+    //! Timings cached for one plugin are reused only for the same attribute values: the ID is the
+    //! plugin's name and version and its serialized fields (TensorRT adds the shapes and formats).
+    char const* getTimingCacheID() noexcept override
+    {
+        return guarded<char const*>("getTimingCacheID", who(), nullptr, [&] {
+            mTimingCacheID = std::string(Self::kNamespace) + "::" + Self::kName + "_v" + Self::kVersion;
+            static char const kHex[] = "0123456789abcdef";
+            for (nvinfer1::PluginField const& f : serializeFields(mAttrs))
+            {
+                mTimingCacheID += std::string("_") + f.name + "=";
+                auto const* bytes = static_cast<unsigned char const*>(f.data);
+                size_t const size = fieldElementSize(f.type) * static_cast<size_t>(f.length);
+                for (size_t i = 0; bytes != nullptr && i < size; ++i)
+                {
+                    mTimingCacheID += kHex[bytes[i] >> 4];
+                    mTimingCacheID += kHex[bytes[i] & 15];
+                }
+            }
+            return mTimingCacheID.c_str();
+        });
+    }
+
+    // ---- IPluginInfo ----
+
+    char const* getTacticName(int32_t tactic) const noexcept override
+    {
+        return guarded<char const*>("tacticName", who(), nullptr, [&] { return self().tacticName(tactic); });
+    }
+
     // ---- IPluginV3OneRuntime ----
+
+    int32_t setTactic(int32_t tactic) noexcept override
+    {
+        return status("setTactic", [&] {
+            std::vector<int32_t> const valid = self().tactics();
+            if (tactic == 0)
+            {
+                mTactic = valid.empty() ? 0 : valid.front(); // TensorRT's default tactic: the first
+                return;
+            }
+            PLUGKIT_CHECK(std::find(valid.begin(), valid.end(), tactic) != valid.end(),
+                "tactic " << tactic << " is not one of this plugin's tactics (" << tacticList(valid) << ")");
+            mTactic = tactic;
+        });
+    }
 
     int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
         int32_t nbOutputs) noexcept override
@@ -273,6 +383,7 @@ protected:
         , mAttrs(other.mAttrs)
         , mErrorRecorder(other.mErrorRecorder)
         , mNbInputs(other.mNbInputs)
+        , mTactic(other.mTactic)
     {
     }
     Plugin& operator=(Plugin const&) = delete;
@@ -281,6 +392,16 @@ private:
     Self const& self() const noexcept
     {
         return static_cast<Self const&>(*this);
+    }
+
+    static std::string tacticList(std::vector<int32_t> const& tactics)
+    {
+        std::string s;
+        for (int32_t t : tactics)
+        {
+            s += (s.empty() ? "" : ", ") + std::to_string(t);
+        }
+        return s.empty() ? "none; only the default 0" : s;
     }
 
     void checkCounts(int32_t nbInputs, int32_t nbOutputs) const
@@ -335,6 +456,8 @@ private:
     Attrs mAttrs;
     nvinfer1::IErrorRecorder* mErrorRecorder{nullptr};
     mutable int32_t mNbInputs{-1}; // -1: not told yet (nbInputs() then says kNbInputs)
+    int32_t mTactic{0}; //!< 0 until setTactic: tactic() then falls back to tactics()[0]
+    std::string mTimingCacheID;
     std::vector<nvinfer1::PluginField> mSerialized;
     nvinfer1::PluginFieldCollection mSerializedCollection{};
 };
