@@ -69,15 +69,16 @@ def test_bad_fields_are_refused(creator, fields, message):
 
 @pytest.mark.parametrize("inputs", [[[8, 112, 97]], [[8, 112, 97], [8]]])
 def test_output_shapes_have_a_data_dependent_dim_bounded_by_t(creator, inputs):
-    labels, scores, lengths, longest = creator.create({}).output_shapes(inputs)
+    names = [t.name for t in SCHEMA.outputs]
+    labels, scores, lengths, longest = creator.create({}).output_shapes(inputs, output_names=names)
     assert labels[0] == 8 and scores == labels and lengths == [8] and longest == []
     m = labels[1]
-    assert not isinstance(m, int) and "112" in str(m)  # data-dependent, upper bound T = 112
+    assert str(m) == "M<=112" and m.size_output == 3 and m.upper == 112 and m.opt == 56
 
 
 def test_symbolic_shapes_bound_m_by_the_symbol_t(creator):
     labels, _, lengths, _ = creator.create({}).output_shapes([["N", "T", 6625]])
-    assert labels[0] == "N" and lengths == ["N"] and "T" in str(labels[1])
+    assert labels[0] == "N" and lengths == ["N"] and labels[1].upper == "T" and str(labels[1]) == "size3<=T"
 
 
 def test_output_dtypes_and_format_table(creator):
@@ -96,6 +97,16 @@ def test_lengths_of_another_dtype_are_refused(creator, dtype):
     plugin = creator.create({})
     assert plugin.supports(1, ["float32", "int32", *OUTPUT_DTYPES], nb_inputs=2)
     assert not plugin.supports(1, ["float32", dtype, *OUTPUT_DTYPES], nb_inputs=2)
+    with pytest.raises(PluginError, match=f"does not support dtype {dtype} at position 1"):
+        PreparedPlugin(creator, {}, [("float32", [2, 10, 5]), (dtype, [2])])
+
+
+@pytest.mark.parametrize("inputs", [[("float16", [4, 30, 97])], [("float16", [4, 30, 97]), ("int32", [4])]])
+def test_lifecycle_with_and_without_lengths(creator, inputs):
+    prepared = PreparedPlugin(creator, {"blank": 96}, inputs)
+    assert prepared.output_shapes == [[4, 30], [4, 30], [4], []]  # allocated for the upper bound M = T
+    assert prepared.size_outputs == [3] and prepared.output_dims[0] == [4, -1]
+    assert prepared.trace.index("configurePlugin") < prepared.trace.index("onShapeChange")
 
 
 @pytest.mark.parametrize("attrs, shapes, message", [
@@ -211,8 +222,8 @@ def test_torch_op_returns_int_labels_and_float32_scores():
 
 def run_decoder(inputs, attrs=None, prepared=None):
     """The plugin through the whole lifecycle; outputs allocated by the upper bound and poisoned,
-    then cut to the real [N, M] the way TensorRT hands a data-dependent output on: its first
-    N * M elements."""
+    then cut to the real [N, M] the way TensorRT hands a data-dependent output on (its first
+    N * M elements)."""
     import torch
 
     if prepared is None:
@@ -223,11 +234,9 @@ def run_decoder(inputs, attrs=None, prepared=None):
         o.fill_(poison)
     prepared.enqueue(inputs, outputs)
     torch.cuda.synchronize()
-    n, m = inputs[0].shape[0], int(outputs[3].item())
-    assert outputs[0].numel() >= n * m
-    labels = outputs[0].reshape(-1)[:n * m].reshape(n, m)
-    scores = outputs[1].reshape(-1)[:n * m].reshape(n, m)
-    return labels, scores, outputs[2], outputs[3]
+    labels, scores, lengths, m = prepared.trim(outputs)
+    assert labels.data_ptr() == outputs[0].data_ptr() and labels.shape == (inputs[0].shape[0], int(m.item()))
+    return labels, scores, lengths, m
 
 
 def check(inputs, attrs=None, prepared=None):
