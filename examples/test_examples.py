@@ -22,9 +22,20 @@ def test_text_recognizer(tmp_path, capsys):
     assert text_recognizer.main(tmp_path) == 0
     out = capsys.readouterr().out
     assert "run 1 (width=448)" in out and "run 3 (width=64)" in out and "OK" in out
+    assert "run 3 (batch=8, width=1024)" in out and out.count("OK: every output is within tolerance") == 2
     plugged = onnx.load(tmp_path / "text_recognizer.plugged.onnx")
     assert len(plugin_nodes(plugged)) == 1
     dims = plugged.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value or d.dim_param for d in dims] == [1, 3, 32, "width"]
     # deploy form: one Conv per RepVGG block
     assert sum(n.op_type == "Conv" for n in plugged.graph.node) == 5
+    # the recognizer that ends with the decoder plugin, checked against the decode in ONNX ops
+    decoder = onnx.load(tmp_path / "text_recognizer.decoder.onnx")
+    node, = plugin_nodes(decoder)
+    assert node.op_type == "CTCGreedyDecoder" and len(node.input) == 1 and len(node.output) == 4
+    assert [o.name for o in decoder.graph.output] == ["labels", "scores", "lengths"]
+    labels = decoder.graph.output[0].type.tensor_type
+    assert labels.elem_type == onnx.TensorProto.INT32
+    assert [d.dim_param for d in labels.shape.dim][1] not in ("", "width")  # M: data-dependent
+    original = onnx.load(tmp_path / "text_recognizer.decoding.onnx")
+    assert not plugin_nodes(original) and any(n.op_type == "ArgMax" for n in original.graph.node)
