@@ -1,10 +1,17 @@
 """The examples run end to end on the CPU (export, insert, verify)."""
+import numpy as np
 import onnx
 import onnxscript  # noqa: F401  (the dynamo exporter needs it; in the test extra)
 import text_recognizer
 import transformer_block
 
+import pytest
+
+from plugkit import testing
+from plugkit.host import run
 from plugkit.onnx_tools import plugin_nodes
+from plugkit.op_modules import op_module
+from plugkit.tolerances import compare
 
 
 def test_transformer_block(tmp_path, capsys):
@@ -39,3 +46,25 @@ def test_text_recognizer(tmp_path, capsys):
     assert [d.dim_param for d in labels.shape.dim][1] not in ("", "width")  # M: data-dependent
     original = onnx.load(tmp_path / "text_recognizer.decoding.onnx")
     assert not plugin_nodes(original) and any(n.op_type == "ArgMax" for n in original.graph.node)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("batch", [1, 8, 64])
+def test_decoder_plugin_on_recognizer_outputs(batch, dtype):
+    """The plugin against the reference on what the recognizer really outputs, widths 64..1024."""
+    torch = testing.require_cuda()
+    decoder = op_module("CTCGreedyDecoder")
+    creator = testing.plugin_library().creator("CTCGreedyDecoder", "1", "plugkit")
+    model = text_recognizer.build_model().cuda()
+    for width in (64, 160, 448, 1024):
+        image = torch.randn(batch, 3, 32, width, generator=torch.Generator().manual_seed(width)).cuda()
+        with torch.no_grad():
+            log_probs = model(image).to(getattr(torch, dtype)).contiguous()
+        labels, scores, lengths, m = run(creator, [log_probs])
+        expected = decoder.reference(testing.to_numpy(log_probs))
+        where = f"batch {batch} width {width} {dtype}"
+        assert int(m.item()) == int(expected[3]) and labels.shape == expected[0].shape, where
+        assert np.array_equal(labels.cpu().numpy(), expected[0]), where
+        assert np.array_equal(lengths.cpu().numpy(), expected[2]), where
+        assert compare(scores.cpu().numpy(), expected[1], "float32").ok, where
