@@ -25,7 +25,7 @@ ATTR_TYPES: dict[str, str] = {
 }
 
 # Tensor dtypes a plugin may accept, named as numpy/torch name them.
-DTYPES = ("float32", "float16", "bfloat16", "int32", "int64", "int8", "bool")
+DTYPES = ("float32", "float16", "bfloat16", "int32", "int64", "int8", "uint8", "bool")
 
 
 def _is_array(attr_type: str) -> bool:
@@ -91,12 +91,18 @@ class Attr:
 
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
-    """A named input or output of an op. An ``optional`` input may be left out (it is then
-    None in the references); optional inputs come last, as in ONNX."""
+    """A named input or output of an op; ``dtype`` fixes its dtype (``"int32"`` for indices or
+    lengths), else it has the case's dtype (one of the op's ``dtypes``). An ``optional`` input
+    may be left out (it is then None in the references); optional inputs come last, as in ONNX."""
 
     name: str
     doc: str = ""
+    dtype: str | None = None
     optional: bool = False
+
+    def __post_init__(self):
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise SchemaError(f"tensor {self.name!r}: unknown dtype {self.dtype!r}; use one of {', '.join(DTYPES)}")
 
 
 @dataclasses.dataclass(frozen=True)
