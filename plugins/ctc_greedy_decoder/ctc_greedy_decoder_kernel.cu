@@ -48,6 +48,49 @@ __device__ __forceinline__ void add(Best& b, float v, int32_t i)
     }
 }
 
+//! The elements of one 16-byte load, `first` the index of v[0]: the maximum first (a tree, its
+//! first index), then one rescale of the sum when the maximum grew, then independent exps.
+//! Fewer dependent steps than element by element, so that a lane keeps its loads' latency hidden.
+template <typename T, int kVec>
+__device__ __forceinline__ void addVector(Best& b, Vec<T, kVec> const& vec, int32_t first)
+{
+    float v[kVec];
+#pragma unroll
+    for (int e = 0; e < kVec; ++e)
+    {
+        v[e] = toFloat(vec.v[e]);
+    }
+    float m = v[0];
+#pragma unroll
+    for (int e = 1; e < kVec; ++e)
+    {
+        m = fmaxf(m, v[e]);
+    }
+    int32_t at = kVec - 1;
+#pragma unroll
+    for (int e = kVec - 2; e >= 0; --e)
+    {
+        at = v[e] == m ? e : at; // the first index of the maximum
+    }
+    if (m > b.max) // an equal maximum keeps the earlier index
+    {
+        b.sum = b.max == -INFINITY ? 0.0F : b.sum * __expf(b.max - m);
+        b.max = m;
+        b.index = first + at;
+    }
+    if (b.max == -INFINITY)
+    {
+        return; // every element so far is -inf: nothing to add (and -inf - -inf would be NaN)
+    }
+    float sum = 0.0F;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e)
+    {
+        sum += __expf(v[e] - b.max);
+    }
+    b.sum += sum;
+}
+
 __device__ __forceinline__ Best combine(Best a, Best b)
 {
     float const m = fmaxf(a.max, b.max);
@@ -120,21 +163,12 @@ __global__ void __launch_bounds__(kFrameThreads) frameKernel(T const* __restrict
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u)
             {
-#pragma unroll
-                for (int e = 0; e < kVec; ++e)
-                {
-                    add(b, toFloat(v[u].v[e]), static_cast<int32_t>(head + (j + u * kGroup) * kVec + e));
-                }
+                addVector(b, v[u], static_cast<int32_t>(head + (j + u * kGroup) * kVec));
             }
         }
         for (; j < vectors; j += kGroup)
         {
-            V const v = body[j];
-#pragma unroll
-            for (int e = 0; e < kVec; ++e)
-            {
-                add(b, toFloat(v.v[e]), static_cast<int32_t>(head + j * kVec + e));
-            }
+            addVector(b, body[j], static_cast<int32_t>(head + j * kVec));
         }
         for (int64_t i = head + vectors * kVec + lane; i < c; i += kGroup)
         {
