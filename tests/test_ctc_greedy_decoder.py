@@ -368,7 +368,7 @@ def test_engine_decodes_like_the_reference(with_lengths):
         trt.PluginField("merge_repeated", np.array([1], np.int32), trt.PluginFieldType.INT32)])
     plugin = creator.create_plugin("decode", fields, trt.TensorRTPhase.BUILD)
     layer = network.add_plugin_v3(inputs, [], plugin)
-    names = ["labels", "scores", "decoded_lengths", "M"]
+    names = ["labels", "scores", "decoded_lengths"]  # M, the size tensor, stays inside the network
     for i, name in enumerate(names):
         layer.get_output(i).name = name
         network.mark_output(layer.get_output(i))
@@ -392,6 +392,9 @@ def test_engine_decodes_like_the_reference(with_lengths):
             self.buffers[name] = torch.empty(max(size, 1), dtype=torch.uint8, device="cuda")
             return self.buffers[name].data_ptr()
 
+        def reallocate_output_async(self, name, memory, size, alignment, stream):  # TensorRT >= 10
+            return self.reallocate_output(name, memory, size, alignment)
+
         def notify_shape(self, name, shape):
             self.shapes[name] = tuple(shape)
 
@@ -408,7 +411,7 @@ def test_engine_decodes_like_the_reference(with_lengths):
     stream = torch.cuda.current_stream()
     assert context.execute_async_v3(stream.cuda_stream)
     stream.synchronize()
-    dtypes = {"labels": torch.int32, "scores": torch.float32, "decoded_lengths": torch.int32, "M": torch.int32}
+    dtypes = {"labels": torch.int32, "scores": torch.float32, "decoded_lengths": torch.int32}
     got = {}
     for name in names:
         shape = allocator.shapes[name]
@@ -417,4 +420,4 @@ def test_engine_decodes_like_the_reference(with_lengths):
     expected = OP.reference(testing.to_numpy(x), lengths.cpu().numpy() if with_lengths else None)
     assert allocator.shapes["labels"] == expected[0].shape
     assert np.array_equal(got["labels"], expected[0]) and np.array_equal(got["decoded_lengths"], expected[2])
-    assert compare(got["scores"], expected[1], "float32").ok and int(got["M"]) == int(expected[3])
+    assert compare(got["scores"], expected[1], "float32").ok and allocator.shapes["labels"][1] == int(expected[3])
