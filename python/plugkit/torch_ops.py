@@ -70,11 +70,8 @@ def _output_dtype(inputs) -> torch.dtype:
     return next((t.dtype for t in inputs if t.is_floating_point()), inputs[0].dtype)
 
 
-def _as_output(y: np.ndarray, float_dtype: torch.dtype, device) -> torch.Tensor:
-    """A reference output as a tensor: float64 (the references' working precision) becomes the
-    inputs' float dtype; a dtype the reference chose (int32 labels, float32 scores) is kept."""
-    t = torch.from_numpy(np.ascontiguousarray(y))
-    return t.to(device=device, dtype=float_dtype if t.dtype == torch.float64 else t.dtype)
+def _as_output(y: np.ndarray, dtype: torch.dtype, device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(y)).to(device=device, dtype=dtype)
 
 
 def _eager(schema: OpSchema) -> Callable:
@@ -86,7 +83,9 @@ def _eager(schema: OpSchema) -> Callable:
         outputs = schema.run_reference(*(None if t is None else _to_numpy(t) for t in tensors), **attrs)
         present = [t for t in tensors if t is not None]
         dtype, device = _output_dtype(present), present[0].device
-        result = tuple(_as_output(y, dtype, device) for y in outputs)
+        # an output whose schema fixes its dtype (int32 labels, float32 scores) has it
+        result = tuple(_as_output(y, getattr(torch, spec.dtype) if spec.dtype else dtype, device)
+                       for y, spec in zip(outputs, schema.outputs))
         return result[0] if len(result) == 1 else result
 
     return run_reference
