@@ -10,7 +10,7 @@ import pytest
 from plugkit import testing
 from plugkit.host import run
 from plugkit.onnx_tools import plugin_nodes
-from plugkit.op_modules import op_module
+from plugkit.ops import op_module
 from plugkit.tolerances import compare
 
 

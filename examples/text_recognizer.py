@@ -32,7 +32,7 @@ from torch import nn
 
 from plugkit.cli import main as plugkit
 from plugkit.onnx_export import export as export_with_plugins
-from plugkit.op_modules import op_module
+from plugkit.ops import op_module
 from plugkit.torch_ops import torch_op
 
 NUM_CLASSES = 37  # CTC blank + 0-9 + a-z

@@ -9,7 +9,7 @@ import pytest
 
 from plugkit import testing
 from plugkit.host import Field, PluginError, PreparedPlugin
-from plugkit.op_modules import op_module
+from plugkit.ops import op_module
 from plugkit.tolerances import compare
 
 OP = op_module("CTCGreedyDecoder")

@@ -22,9 +22,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .op_modules import op_module
-from .ops import load_schemas
+from .ops import load_schemas, op_module
 from .schema import OpSchema
+from .tensors import to_numpy
 
 NAMESPACE = "plugkit"  # torch.ops.plugkit.*
 
@@ -58,13 +58,6 @@ def torch_schema(schema: OpSchema) -> str:
     return f"({', '.join(args)}) -> {outs if len(schema.outputs) == 1 else f'({outs})'}"
 
 
-def _to_numpy(t: torch.Tensor) -> np.ndarray:
-    t = t.detach().cpu()
-    if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64):
-        t = t.float()  # numpy has no bfloat16; references take float32 or float64
-    return t.numpy()
-
-
 def _output_dtype(inputs) -> torch.dtype:
     """Same convention as the ONNX reference: the first floating input's dtype."""
     return next((t.dtype for t in inputs if t.is_floating_point()), inputs[0].dtype)
@@ -80,7 +73,8 @@ def _eager(schema: OpSchema) -> Callable:
 
     def run_reference(*args):
         tensors, attrs = args[:n_inputs], dict(zip(names, args[n_inputs:]))
-        outputs = schema.run_reference(*(None if t is None else _to_numpy(t) for t in tensors), **attrs)
+        outputs = schema.run_reference(*(None if t is None else to_numpy(t, widen="float32") for t in tensors),
+                                       **attrs)
         present = [t for t in tensors if t is not None]
         dtype, device = _output_dtype(present), present[0].device
         # an output whose schema fixes its dtype (int32 labels, float32 scores) has it
