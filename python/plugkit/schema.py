@@ -92,11 +92,13 @@ class Attr:
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
     """A named input or output of an op; ``dtype`` fixes its dtype (``"int32"`` for indices or
-    lengths), else it has the case's dtype (one of the op's ``dtypes``)."""
+    lengths), else it has the case's dtype (one of the op's ``dtypes``). An ``optional`` input
+    may be left out (it is then None in the references); optional inputs come last, as in ONNX."""
 
     name: str
     doc: str = ""
     dtype: str | None = None
+    optional: bool = False
 
     def __post_init__(self):
         if self.dtype is not None and self.dtype not in DTYPES:
@@ -142,6 +144,9 @@ class OpSchema:
             t if isinstance(t, TensorSpec) else TensorSpec(t) for t in self.inputs))
         object.__setattr__(self, "outputs", tuple(
             t if isinstance(t, TensorSpec) else TensorSpec(t) for t in self.outputs))
+        required = [t.name for t in self.inputs if not t.optional]
+        if any(t.optional for t in self.inputs[:len(required)]) or any(t.optional for t in self.outputs):
+            raise SchemaError(f"op {self.name}: only the last inputs may be optional")
         names = [a.name for a in self.attrs]
         if len(set(names)) != len(names):
             raise SchemaError(f"op {self.name}: duplicate attribute names in {names}")
