@@ -397,10 +397,13 @@ class PreparedPlugin:
     """A plugin taken through TensorRT's build phase and into its runtime phase for
     fixed input shapes/dtypes, ready to enqueue repeatedly (tests, benchmarks).
 
-    Build: createPlugin(kBUILD), getNbOutputs, getOutputDataTypes, getOutputShapes,
-    supportsFormatCombination (every position), configurePlugin, getWorkspaceSize,
-    getValidTactics, getFieldsToSerialize. Runtime: createPlugin(kRUNTIME) from the
-    serialized fields, attachToContext, onShapeChange; then enqueue.
+    Build, in the order TensorRT-RTX's builder was recorded to use (docs/engines.md):
+    createPlugin(kBUILD), getNbOutputs, getOutputDataTypes; a clone for getOutputShapes;
+    a clone of that for supportsFormatCombination (every position), configurePlugin,
+    getWorkspaceSize, getValidTactics and getFieldsToSerialize: the builder configures
+    and serializes a copy, so a clone that loses state fails here as in an engine build.
+    Runtime: createPlugin(kRUNTIME) from the serialized fields, attachToContext,
+    onShapeChange; then enqueue.
     """
 
     def __init__(self, creator: Creator, attrs: Mapping[str, Any] | None,
@@ -410,11 +413,13 @@ class PreparedPlugin:
         build = creator.create(attrs, phase="build", layer_name=layer_name)
         self.build_plugin = build
         self.output_dtypes = build.output_dtypes(in_dtypes)
+        build = build.clone()
         shapes = build.output_shapes([s for _, s in input_specs])
         symbolic = [s for s in shapes if any(isinstance(d, str) for d in s)]
         if symbolic:
             raise PluginError(f"{build.name}: output shapes {symbolic} depend on symbols for constant inputs")
         self.output_shapes = [list(map(int, s)) for s in shapes]
+        build = build.clone()
         all_dtypes = in_dtypes + self.output_dtypes
         for pos in range(len(all_dtypes)):
             if not build.supports(pos, all_dtypes, len(in_dtypes)):
