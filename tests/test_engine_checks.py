@@ -88,8 +88,9 @@ def test_build_checks_shapes_and_plugins_before_tensorrt(model_path, tmp_path):
 
 
 def test_build_without_tensorrt_says_how_to_get_it(model_path, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "tensorrt", None)  # as on a machine without it
-    with pytest.raises(engine.TensorRTMissingError, match="pip install 'plugkit\\[trt\\]'"):
+    for module in ("tensorrt", "tensorrt_rtx_bindings", "tensorrt_rtx"):  # as on a machine without them
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(engine.TensorRTMissingError, match="pip install 'plugkit\\[trt\\]'.*'plugkit\\[rtx\\]'"):
         engine.build(model_path, tmp_path / "a.engine", shapes=["x:1x8,2x8,4x8"], check_plugins=False)
     assert not (tmp_path / "a.engine").exists()
 
