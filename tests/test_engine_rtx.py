@@ -156,6 +156,22 @@ def test_bindings_imported_first_give_a_message_not_an_abort(tmp_path):
         assert "ln -s libtensorrt_rtx.so.1" in result.stderr and "terminate called" not in result.stderr
 
 
+def test_doctor_parses_with_the_real_parser(tmp_path):
+    """doctor --backend rtx adds the real parser: it catches a field value the plugin refuses,
+    which the creator lookup alone cannot."""
+    from test_doctor import plugged_model
+
+    onnx.save(plugged_model(), tmp_path / "good.onnx")
+    onnx.save(plugged_model(epsilon=-1.0), tmp_path / "bad.onnx")
+    good = plugkit_cli("doctor", tmp_path / "good.onnx", "--plugins", testing.built_library(), "--backend", "rtx")
+    assert good.returncode == 0, good.stderr
+    assert "ONNX parser: ok, 1 plugin layer(s): /blocks.0/norm (RMSNorm/1/plugkit)" in good.stdout
+    bad = plugkit_cli("doctor", tmp_path / "bad.onnx", "--plugins", testing.built_library(), "--backend", "rtx")
+    assert bad.returncode == 1 and "result: ok, every plugin node has a creator" in bad.stdout
+    assert "ONNX parser: 1 error(s)" in bad.stdout and "Could not create the plugin" in bad.stdout
+    assert "epsilon must be a positive number; got -1" in bad.stderr
+
+
 def test_unknown_compute_capability_is_refused_before_the_build(tmp_path):
     case = MODELS[0]
     onnx.save(case.model, tmp_path / "m.onnx")
