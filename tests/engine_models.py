@@ -18,8 +18,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from plugkit.onnx_tools.plugin_node import DOMAIN, DOMAIN_VERSION, node_attrs
-from plugkit.op_modules import sibling_module
-from plugkit.ops import load_schemas
+from plugkit.ops import load_schemas, sibling_module
 from plugkit.schema import OpSchema
 from plugkit.testing import plugin_library
 

@@ -39,6 +39,7 @@ import os
 import statistics
 from typing import Any, Callable, Mapping, Sequence
 
+from . import tensors
 from .host import PluginLibrary, PreparedPlugin
 from .schema import OpSchema
 
@@ -209,10 +210,8 @@ def contenders(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
     tensors in turn; the bytes one launch moves; the sets."""
     import torch
 
-    from .testing import random_inputs
-
     attrs = schema.resolve_attrs(attrs)
-    inputs = random_inputs(schema, shapes, dtype, seed=0)
+    inputs = tensors.random_tensors(shapes, dtype, seed=0)
     prepared = [PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
                                [(dtype, list(s)) for s in shapes]) for library in libraries]
     outputs = prepared[0].allocate_outputs(inputs[0])
@@ -308,11 +307,7 @@ def profile_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: S
 
 
 def require_cuda() -> None:
-    import torch
-
-    if not torch.cuda.is_available():
-        from .errors import PlugkitError
-        raise PlugkitError("benchmarks need a CUDA device; none is visible")
+    tensors.require_cuda("benchmarks")
 
 
 def cases_and_dtypes(schema: OpSchema, cases: Sequence[Mapping[str, Any]] | None = None,

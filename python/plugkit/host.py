@@ -18,21 +18,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import PlugkitError
+from .errors import PlugkitError, PluginError, PluginLibraryError
+from .tensors import dtype_name as _dtype_name
 
 try:
     from . import _host
 except ImportError as exc:  # pragma: no cover - only without the compiled extension
     _host = None
     _HOST_IMPORT_ERROR = exc
-
-
-class PluginLibraryError(PlugkitError):
-    """A missing file, a file that is not a plugin library, or no such plugin in it."""
-
-
-class PluginError(PlugkitError):
-    """A plugin call failed; the message carries what the plugin logged."""
 
 
 def _native():
@@ -331,12 +324,6 @@ def _values(pairs):
 
 
 # --------------------------------------------------------------------------- tensors
-
-def _dtype_name(dtype) -> str:
-    name = str(dtype).replace("torch.", "")
-    return {"half": "float16", "float": "float32", "double": "float64", "long": "int64",
-            "int": "int32", "bool_": "bool"}.get(name, name)
-
 
 def _is_torch(t) -> bool:
     return type(t).__module__.startswith("torch")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .engine import add_plugins_argument
+from ._common import add_backend_argument, add_plugins_argument
 
 
 def register(subparsers) -> None:
@@ -16,9 +16,8 @@ def register(subparsers) -> None:
     parser.add_argument("model", help="the ONNX model")
     add_plugins_argument(parser, "plugin library (.so) to check against; repeatable")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--backend", choices=("tensorrt", "rtx"),
-                        help="also parse the model with this backend's real ONNX parser (TensorRT or "
-                             "TensorRT-RTX; no GPU needed for rtx) and check the libraries against it")
+    add_backend_argument(parser, "also parse the model with this backend's real ONNX parser (TensorRT "
+                                 "or TensorRT-RTX; no GPU needed for rtx) and check the libraries against it")
     parser.set_defaults(func=run_command)
 
 
