@@ -23,6 +23,10 @@ _ALIASES = {"half": "float16", "float": "float32", "double": "float64", "bool_":
 
 def dtype_name(dtype) -> str:
     """A numpy, torch or TensorRT dtype (or a name) as one plain name: "float16"."""
+    if isinstance(dtype, type) and dtype.__module__ == "numpy":  # a scalar type: np.float16
+        import numpy as np
+
+        dtype = np.dtype(dtype)
     name = getattr(dtype, "name", None)
     if name in TENSORRT_DTYPES:  # tensorrt.DataType
         return TENSORRT_DTYPES[name]
