@@ -96,6 +96,18 @@ def test_build_without_tensorrt_says_how_to_get_it(model_path, tmp_path, monkeyp
     assert not (tmp_path / "a.engine").exists()
 
 
+def test_options_of_the_other_backend_are_refused_before_it_is_imported(model_path, tmp_path, monkeypatch):
+    for module in ("tensorrt", "tensorrt_rtx_bindings", "tensorrt_rtx"):  # neither is needed to say so
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(engine.EngineError, match="--compute-capability .* use it with --backend rtx"):
+        engine.build(model_path, tmp_path / "a.engine", backend="tensorrt", compute_capabilities=["8.9"])
+    with pytest.raises(engine.EngineError, match="TensorRT-RTX does not build version-compatible engines"):
+        engine.build(model_path, tmp_path / "a.engine", backend="rtx", version_compatible=True)
+    with pytest.raises(engine.EngineError, match="unknown backend 'trt'; choose one of tensorrt, rtx"):
+        engine.build(model_path, tmp_path / "a.engine", backend="trt")
+    assert not (tmp_path / "a.engine").exists()
+
+
 def test_onnx_input_dims(model_path):
     assert onnx_input_dims(onnx.load(model_path)) == {"x": ["batch", 8]}
 

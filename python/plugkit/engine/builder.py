@@ -18,7 +18,7 @@ from ..plugin_libraries import check_library_paths, open_libraries
 from ..shapes import ShapeRange, check_ranges_against_model, onnx_input_dims, parse_shape_specs
 from .backend import (STRONGLY_TYPED_ONLY, TITLES, backend_of, capturing_logger, describe_engine_tensors,
                       describe_network_tensors, import_backend, load_plugins_into_tensorrt, plugin_layers,
-                      polygraphy_quiet, progress_monitor, use_polygraphy)
+                      polygraphy_quiet, progress_monitor, resolve_backend, use_polygraphy)
 from .files import atomic_write
 from .progress import BuildProgress, Heartbeat, log_to_stderr
 from .record import EngineMetadata, compute_precision, device, metadata_path
@@ -82,19 +82,26 @@ def validate_build_options(onnx_path, output=None, *, plugins=(), fp16=False, bf
         if not timing_cache.parent.exists():
             raise EngineError(f"the directory of --timing-cache {timing_cache} does not exist")
     compute_capabilities = [str(c).strip() for c in compute_capabilities or ()]
-    if compute_capabilities and backend != "rtx":
-        raise EngineError("--compute-capability chooses the GPUs a TensorRT-RTX engine is built for; use it "
-                          "with --backend rtx (TensorRT builds for the GPU it runs on)")
-    if backend == "rtx" and (version_compatible or serialize_plugins):
-        raise EngineError("--version-compatible and --serialize-plugins are TensorRT options; TensorRT-RTX "
-                          "does not build version-compatible engines")
     if isinstance(shapes, Mapping):
         ranges = dict(shapes)
     else:
         ranges = parse_shape_specs([shapes] if isinstance(shapes, str) else shapes)
-    return BuildOptions(onnx_path, output, plugins, fp16, bf16, strongly_typed, ranges,
-                        workspace_mib, timing_cache, version_compatible, serialize_plugins, force,
-                        compute_capabilities)
+    options = BuildOptions(onnx_path, output, plugins, fp16, bf16, strongly_typed, ranges,
+                           workspace_mib, timing_cache, version_compatible, serialize_plugins, force,
+                           compute_capabilities)
+    if backend is not None:
+        check_backend_options(options, resolve_backend(backend))
+    return options
+
+
+def check_backend_options(options: BuildOptions, backend: str) -> None:
+    """The options one backend has and the other has not."""
+    if options.compute_capabilities and backend != "rtx":
+        raise EngineError("--compute-capability chooses the GPUs a TensorRT-RTX engine is built for; use it "
+                          "with --backend rtx (TensorRT builds for the GPU it runs on)")
+    if backend == "rtx" and (options.version_compatible or options.serialize_plugins):
+        raise EngineError("--version-compatible and --serialize-plugins are TensorRT options; TensorRT-RTX "
+                          "does not build version-compatible engines")
 
 
 def _targets(trt, capabilities: Sequence[str]) -> list:
@@ -172,9 +179,6 @@ def build(onnx_path, output=None, *, plugins: Sequence = (), fp16: bool = False,
 
     from ..precision import cast_model, precision_plan
 
-    trt = import_backend(backend)  # first: which backend decides what the options mean
-    backend = backend_of(trt)
-    title = TITLES[backend]
     options = validate_build_options(
         onnx_path, output, plugins=plugins, fp16=fp16, bf16=bf16, strongly_typed=strongly_typed,
         shapes=shapes, workspace_mib=workspace_mib, timing_cache=timing_cache,
@@ -188,6 +192,11 @@ def build(onnx_path, output=None, *, plugins: Sequence = (), fp16: bool = False,
     libraries = _open_libraries(options.plugins, check_plugins, log)
     plugin_ops = _plugin_report(model, options, libraries, check_plugins, log)
 
+    trt = import_backend(backend)
+    if backend is None:  # the first installed: its options are checked now
+        check_backend_options(options, backend_of(trt))
+    backend = backend_of(trt)
+    title = TITLES[backend]
     targets = _targets(trt, options.compute_capabilities) if backend == "rtx" else []
     if backend == "rtx" and options.timing_cache:
         log(f"note: TensorRT-RTX keeps no timing cache (it picks kernels when the engine first runs); "
