@@ -203,7 +203,8 @@ def plain_launches():
 
 def contenders(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
                attrs: Mapping[str, Any] | None, baselines: bool = True, warm: bool = False,
-               pdl: bool = False) -> tuple[dict[str, Callable[[], Any]], int, int]:
+               pdl: bool = False, values: Mapping[str, Any] | None = None,
+               ) -> tuple[dict[str, Callable[[], Any]], int, int]:
     """One launch of each contender (``plugin0``, ``plugin1``..., ``eager``, ``compile``; with
     ``pdl`` also ``plugin0-no-pdl`` and ``compile-pdl``) as a function that takes the next set of
     tensors in turn; the bytes one launch moves; the sets."""
@@ -212,9 +213,10 @@ def contenders(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
     from .testing import random_inputs
 
     attrs = schema.resolve_attrs(attrs)
-    inputs = random_inputs(schema, shapes, dtype, seed=0)
-    prepared = [PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
-                               [(dtype, list(s)) for s in shapes]) for library in libraries]
+    inputs = random_inputs(schema, shapes, dtype, seed=0, values=values)
+    specs = [(str(t.dtype).replace("torch.", ""), list(t.shape)) for t in inputs]  # integer inputs keep theirs
+    prepared = [PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs, specs)
+                for library in libraries]
     outputs = prepared[0].allocate_outputs(inputs[0])
     nbytes = sum(t.numel() * t.element_size() for t in list(inputs) + list(outputs))
     sets = [(inputs, outputs)] + [([t.clone() for t in inputs], prepared[0].allocate_outputs(inputs[0]))
@@ -255,10 +257,11 @@ def contenders(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
 
 def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
                attrs: Mapping[str, Any] | None, copy_gbps: float, baselines: bool = True,
-               rounds: int = 15, warm: bool = False, pdl: bool = False) -> BenchRow:
+               rounds: int = 15, warm: bool = False, pdl: bool = False,
+               values: Mapping[str, Any] | None = None) -> BenchRow:
     """One row of the table; with ``pdl`` (baselines needed) also the first library without PDL
     and torch.compile with it."""
-    fns, nbytes, sets = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm, pdl)
+    fns, nbytes, sets = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm, pdl, values)
     times = time_graphs(fns, launches=sets * math.ceil(20 / sets), rounds=rounds, scrub=not warm)
     plugin_times = [times[f"plugin{i}"] for i in range(len(libraries))]
     compile_times = times.get("compile")
@@ -284,14 +287,15 @@ def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
 
 
 def profile_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
-                 attrs: Mapping[str, Any] | None, baselines: bool = True) -> list[str]:
+                 attrs: Mapping[str, Any] | None, baselines: bool = True,
+                 values: Mapping[str, Any] | None = None) -> list[str]:
     """Launch each contender once between ``cudaProfilerStart`` and ``cudaProfilerStop``, each in
     an NVTX range of its name, after warm-up launches (module loading, torch.compile's compile
     and autotuning) outside that window: for ``ncu --profile-from-start off`` or
     ``nsys profile --capture-range=cudaProfilerApi``. Returns the range names in launch order."""
     import torch
 
-    fns, _, _ = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm=True)
+    fns, _, _ = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm=True, values=values)
     for fn in fns.values():
         for _ in range(3):
             fn()
@@ -345,7 +349,7 @@ def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dt
     rows = []
     for case, dtype in plan:
         row = bench_case(libraries, schema, case["inputs"], dtype, case.get("attrs"), copy_gbps, baselines,
-                         rounds, warm, pdl)
+                         rounds, warm, pdl, case.get("values"))
         rows.append(row)
         if echo:
             echo(format_row(row))

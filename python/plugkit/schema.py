@@ -106,7 +106,9 @@ class OpSchema:
     ``torch_reference`` is the same op in PyTorch (on the tensors' own dtypes):
     the benchmark's eager and ``torch.compile`` baselines. ``test_cases`` and
     ``bench_cases`` are dicts ``{"inputs": [shape, ...], "attrs": {...}}``: the
-    shapes the generated tests check and the shapes the benchmark times.
+    shapes the generated tests check and the shapes the benchmark times; a case may
+    add ``"values"``, what the op.py's own ``random_inputs`` needs beyond shapes
+    (the contents of an index input, for example).
     """
 
     name: str

@@ -102,16 +102,33 @@ def require_cuda():
 
 
 def random_inputs(schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str, seed: int,
-                  device: str = "cuda") -> list[Any]:
-    """Random normal torch inputs (never zeros: zeros hide unwritten outputs)."""
+                  device: str = "cuda", values: Mapping[str, Any] | None = None) -> list[Any]:
+    """Random normal torch inputs (never zeros: zeros hide unwritten outputs). An op whose inputs
+    are not all free floats (index tables, coordinates in a range) makes its own: its op.py's
+    ``random_inputs(shapes, dtype, seed, device, values)``, given a case's ``values``."""
     import torch
 
+    maker = _op_inputs(schema)
+    if maker is not None:
+        return maker(shapes, dtype, seed, device, values)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     out = []
     for shape in shapes:
         t = torch.randn(tuple(shape), generator=gen, dtype=torch.float32)
         out.append(t.to(device=device, dtype=getattr(torch, dtype)))
     return out
+
+
+def _op_inputs(schema: OpSchema):
+    """The ``random_inputs`` of the op.py that declares ``schema``, if it has one."""
+    from .errors import UnknownOpError
+    from .op_modules import op_module
+
+    try:
+        module = op_module(schema.name)
+    except UnknownOpError:  # a schema made elsewhere (a test's, a scaffold's)
+        return None
+    return getattr(module, "random_inputs", None)
 
 
 def to_numpy(t) -> np.ndarray:
@@ -142,10 +159,12 @@ def run_plugin(library: PluginLibrary, schema: OpSchema, inputs: Sequence[Any],
 
 def check_against_reference(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Sequence[int]],
                             dtype: str, attrs: Mapping[str, Any] | None = None,
-                            seed: int = 0, scale_dtype: str | None = None) -> list[Comparison]:
-    """Compare the plugin with the schema's reference on random inputs; asserts every output
-    is within the dtype's tolerance and returns the comparisons."""
-    inputs = random_inputs(schema, shapes, dtype, seed)
+                            seed: int = 0, scale_dtype: str | None = None,
+                            values: Mapping[str, Any] | None = None) -> list[Comparison]:
+    """Compare the plugin with the schema's reference on random inputs (``values``: a case's,
+    see random_inputs); asserts every output is within the dtype's tolerance and returns the
+    comparisons."""
+    inputs = random_inputs(schema, shapes, dtype, seed, values=values)
     if scale_dtype is not None:  # inputs after the first in another float dtype (mixed precision)
         import torch
         inputs = [inputs[0]] + [t.to(getattr(torch, scale_dtype)) for t in inputs[1:]]
