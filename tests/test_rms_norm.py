@@ -156,8 +156,8 @@ def test_workspace_is_asked_only_for_a_broadcast_scale(creator):
 LIFECYCLE = [
     "createPlugin(kBUILD)", "getNbOutputs", "getOutputDataTypes", "getNbOutputs", "getOutputShapes",
     "supportsFormatCombination", "supportsFormatCombination", "supportsFormatCombination",
-    "configurePlugin", "getWorkspaceSize", "getNbTactics", "getFieldsToSerialize",
-    "createPlugin(kRUNTIME)", "attachToContext", "onShapeChange",
+    "configurePlugin", "getWorkspaceSize", "getNbTactics", "getTimingCacheID", "getFieldsToSerialize",
+    "createPlugin(kRUNTIME)", "attachToContext", "setTactic", "onShapeChange",
 ]
 
 

@@ -2,11 +2,13 @@
 
 #include "plugkit/fields.h"
 #include "plugkit/formats.h"
+#include "plugkit/plugin.h"
 
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <sstream>
 #include <sys/stat.h>
@@ -173,10 +175,19 @@ Capability* capability(nvinfer1::IPluginV3* plugin, nvinfer1::PluginCapabilityTy
 
 // ---------------------------------------------------------------- expressions
 
-DimExpr::DimExpr(std::optional<int64_t> value, std::string text, bool sizeTensor)
+DimExpr::DimExpr(std::optional<int64_t> value, std::string text)
     : mValue(value)
     , mText(std::move(text))
-    , mSizeTensor(sizeTensor)
+{
+    mImplStorage.self = this;
+    mImpl = &mImplStorage;
+}
+
+DimExpr::DimExpr(int32_t outputIndex, DimExpr const& opt, DimExpr const& upper)
+    : mText("size" + std::to_string(outputIndex))
+    , mSizeOutput(outputIndex)
+    , mOpt(&opt)
+    , mUpper(&upper)
 {
     mImplStorage.self = this;
     mImpl = &mImplStorage;
@@ -196,12 +207,12 @@ DimExpr const* ExprBuilder::own(std::unique_ptr<DimExpr> e)
 
 DimExpr const* ExprBuilder::makeConstant(int64_t value)
 {
-    return own(std::make_unique<DimExpr>(value, std::to_string(value), false));
+    return own(std::make_unique<DimExpr>(value, std::to_string(value)));
 }
 
 DimExpr const* ExprBuilder::makeSymbol(std::string const& name)
 {
-    return own(std::make_unique<DimExpr>(std::nullopt, name, false));
+    return own(std::make_unique<DimExpr>(std::nullopt, name));
 }
 
 namespace
@@ -255,8 +266,8 @@ DimExpr const* ExprBuilder::makeOperation(nvinfer1::DimensionOperation op, DimEx
     case Op::kSUB: name = " - "; break;
     case Op::kFLOOR_DIV: name = " // "; break;
     case Op::kCEIL_DIV: name = " ceildiv "; break;
-    case Op::kMAX: return own(std::make_unique<DimExpr>(std::nullopt, "max(" + a.text() + ", " + b.text() + ")", false));
-    case Op::kMIN: return own(std::make_unique<DimExpr>(std::nullopt, "min(" + a.text() + ", " + b.text() + ")", false));
+    case Op::kMAX: return own(std::make_unique<DimExpr>(std::nullopt, "max(" + a.text() + ", " + b.text() + ")"));
+    case Op::kMIN: return own(std::make_unique<DimExpr>(std::nullopt, "min(" + a.text() + ", " + b.text() + ")"));
     case Op::kEQUAL: name = " == "; break;
     case Op::kLESS: name = " < "; break;
     }
@@ -264,14 +275,20 @@ DimExpr const* ExprBuilder::makeOperation(nvinfer1::DimensionOperation op, DimEx
     {
         throw HostError("unknown DimensionOperation " + std::to_string(static_cast<int32_t>(op)));
     }
-    return own(std::make_unique<DimExpr>(std::nullopt, "(" + a.text() + name + b.text() + ")", false));
+    return own(std::make_unique<DimExpr>(std::nullopt, "(" + a.text() + name + b.text() + ")"));
 }
 
 DimExpr const* ExprBuilder::makeSizeTensor(int32_t outputIndex, DimExpr const& opt, DimExpr const& upper)
 {
-    return own(std::make_unique<DimExpr>(std::nullopt,
-        "size_tensor(output " + std::to_string(outputIndex) + ", opt=" + opt.text() + ", max=" + upper.text() + ")",
-        true));
+    // TensorRT's rule: opt must not depend on a size tensor (nor, here, may the bound).
+    if (opt.sizeOutput() >= 0 || upper.sizeOutput() >= 0)
+    {
+        throw HostError("declareSizeTensor(" + std::to_string(outputIndex)
+            + "): opt and upper must be computed from input dimensions, not from another size tensor");
+    }
+    auto const* e = own(std::make_unique<DimExpr>(outputIndex, opt, upper));
+    mSizeTensors.push_back(e);
+    return e;
 }
 
 // TensorRT's IExprBuilder entry points; the plugin's noexcept methods call these.
@@ -297,7 +314,15 @@ nvinfer1::IDimensionExpr const* ExprBuilder::Impl::operation(
 nvinfer1::IDimensionExpr const* ExprBuilder::Impl::declareSizeTensor(
     int32_t outputIndex, nvinfer1::IDimensionExpr const& opt, nvinfer1::IDimensionExpr const& upper)
 {
-    return self->makeSizeTensor(outputIndex, static_cast<DimExpr const&>(opt), static_cast<DimExpr const&>(upper));
+    try
+    {
+        return self->makeSizeTensor(outputIndex, static_cast<DimExpr const&>(opt), static_cast<DimExpr const&>(upper));
+    }
+    catch (std::exception const& e)
+    {
+        logger().log(nvinfer1::ILogger::Severity::kERROR, e.what());
+        return nullptr;
+    }
 }
 
 // ---------------------------------------------------------------- resources
@@ -581,7 +606,15 @@ std::vector<nvinfer1::DataType> Plugin::outputDataTypes(std::vector<nvinfer1::Da
     return out;
 }
 
-std::vector<std::vector<DimSpec>> Plugin::outputShapes(std::vector<std::vector<DimSpec>> const& inputShapes)
+namespace
+{
+DimSpec toSpec(DimExpr const& e)
+{
+    return e.value() ? DimSpec{*e.value()} : DimSpec{e.text()};
+}
+} // namespace
+
+std::vector<std::vector<OutputDim>> Plugin::outputShapes(std::vector<std::vector<DimSpec>> const& inputShapes)
 {
     int32_t const n = nbOutputs();
     ExprBuilder exprs;
@@ -612,14 +645,23 @@ std::vector<std::vector<DimSpec>> Plugin::outputShapes(std::vector<std::vector<D
     {
         fail(name() + ": getOutputShapes failed", mark);
     }
-    std::vector<std::vector<DimSpec>> result;
+    for (DimExpr const* size : exprs.sizeTensors())
+    {
+        int32_t const k = size->sizeOutput();
+        if (k < 0 || k >= n || outputs[k].nbDims != 0)
+        {
+            throw HostError(name() + ": getOutputShapes declared output " + std::to_string(k)
+                + " a size tensor; TensorRT needs it to be an output of the plugin with nbDims = 0");
+        }
+    }
+    std::vector<std::vector<OutputDim>> result;
     for (int32_t i = 0; i < n; ++i)
     {
         if (outputs[i].nbDims < 0 || outputs[i].nbDims > nvinfer1::Dims::MAX_DIMS)
         {
             throw HostError(name() + ": getOutputShapes left output " + std::to_string(i) + " without a valid rank");
         }
-        std::vector<DimSpec> dims;
+        std::vector<OutputDim> dims;
         for (int32_t j = 0; j < outputs[i].nbDims; ++j)
         {
             auto const* e = static_cast<DimExpr const*>(outputs[i].d[j]);
@@ -628,7 +670,11 @@ std::vector<std::vector<DimSpec>> Plugin::outputShapes(std::vector<std::vector<D
                 throw HostError(name() + ": getOutputShapes left dimension " + std::to_string(j) + " of output "
                     + std::to_string(i) + " unset");
             }
-            if (e->value())
+            if (e->sizeOutput() >= 0)
+            {
+                dims.emplace_back(SizeTensorDim{e->sizeOutput(), toSpec(*e->opt()), toSpec(*e->upper())});
+            }
+            else if (e->value())
             {
                 dims.emplace_back(*e->value());
             }
@@ -822,6 +868,69 @@ void Plugin::enqueue(std::vector<TensorValue> const& inputs, std::vector<TensorV
     {
         fail(name() + ": enqueue failed", mark);
     }
+}
+
+std::vector<int64_t> Plugin::enqueueCpuTimes(std::vector<TensorValue> const& inputs,
+    std::vector<TensorValue> const& outputs, uintptr_t workspace, uintptr_t stream, int32_t iterations)
+{
+    if (cudaDeviceCount() == 0)
+    {
+        throw HostError(name() + ": timing enqueue needs a CUDA device and none is visible");
+    }
+    auto const in = toDescs(inputs);
+    auto const out = toDescs(outputs);
+    std::vector<void const*> inPtrs;
+    std::vector<void*> outPtrs;
+    for (auto const& t : inputs)
+    {
+        inPtrs.push_back(reinterpret_cast<void const*>(t.address));
+    }
+    for (auto const& t : outputs)
+    {
+        outPtrs.push_back(reinterpret_cast<void*>(t.address));
+    }
+    nvinfer1::IPluginV3OneRuntime& rt = runtime();
+    std::vector<int64_t> times;
+    times.reserve(static_cast<size_t>(std::max(iterations, 0)));
+    size_t const mark = logger().size();
+    record("enqueue");
+    for (int32_t i = 0; i < iterations; ++i)
+    {
+        auto const start = std::chrono::steady_clock::now();
+        int32_t const rc = rt.enqueue(in.data(), out.data(), inPtrs.data(), outPtrs.data(),
+            reinterpret_cast<void*>(workspace), reinterpret_cast<cudaStream_t>(stream));
+        auto const end = std::chrono::steady_clock::now();
+        if (rc != 0)
+        {
+            fail(name() + ": enqueue failed", mark);
+        }
+        times.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count());
+    }
+    return times;
+}
+
+std::string Plugin::tacticName(int32_t tactic)
+{
+    // Only plugkit plugins answer kInfoCapability; any other plugin gets the default name.
+    nvinfer1::IPluginCapability* c = mPlugin->getCapabilityInterface(plugkit::kInfoCapability);
+    if (c == nullptr)
+    {
+        return "";
+    }
+    nvinfer1::InterfaceInfo const info = c->getInterfaceInfo();
+    if (info.kind == nullptr || std::strcmp(info.kind, "PLUGKIT_PLUGIN_INFO") != 0 || info.major != 1)
+    {
+        return "";
+    }
+    char const* n = static_cast<plugkit::IPluginInfo*>(c)->getTacticName(tactic);
+    return n ? n : "";
+}
+
+std::optional<std::string> Plugin::timingCacheID()
+{
+    record("getTimingCacheID");
+    char const* id = build().getTimingCacheID();
+    return id ? std::optional<std::string>(id) : std::nullopt;
 }
 
 int32_t cudaDeviceCount()

@@ -50,7 +50,9 @@ Logger& logger();
 class DimExpr final : public nvinfer1::IDimensionExpr
 {
 public:
-    DimExpr(std::optional<int64_t> value, std::string text, bool sizeTensor);
+    DimExpr(std::optional<int64_t> value, std::string text);
+    //! The value of size-tensor output `outputIndex` (IExprBuilder::declareSizeTensor).
+    DimExpr(int32_t outputIndex, DimExpr const& opt, DimExpr const& upper);
     std::string const& text() const noexcept
     {
         return mText;
@@ -58,6 +60,19 @@ public:
     std::optional<int64_t> value() const noexcept
     {
         return mValue;
+    }
+    //! For a size tensor: its output index, auto-tuning value and upper bound; -1 and null otherwise.
+    int32_t sizeOutput() const noexcept
+    {
+        return mSizeOutput;
+    }
+    DimExpr const* opt() const noexcept
+    {
+        return mOpt;
+    }
+    DimExpr const* upper() const noexcept
+    {
+        return mUpper;
     }
 
 private:
@@ -74,13 +89,15 @@ private:
         }
         bool isSizeTensor() const override
         {
-            return self->mSizeTensor;
+            return self->mSizeOutput >= 0;
         }
     };
     Impl mImplStorage;
     std::optional<int64_t> mValue;
     std::string mText;
-    bool mSizeTensor;
+    int32_t mSizeOutput{-1};
+    DimExpr const* mOpt{nullptr};
+    DimExpr const* mUpper{nullptr};
 };
 
 //! Builds dimension expressions; owns them for as long as it lives. Operations on
@@ -107,6 +124,14 @@ private:
     DimExpr const* own(std::unique_ptr<DimExpr> e);
     Impl mImplStorage;
     std::deque<std::unique_ptr<DimExpr>> mExprs;
+    std::vector<DimExpr const*> mSizeTensors;
+
+public:
+    //! The size tensors declared so far, in order.
+    std::vector<DimExpr const*> const& sizeTensors() const noexcept
+    {
+        return mSizeTensors;
+    }
 };
 
 //! A loaded plugin library (dlopen), closed when the last plugin made from it is gone.
@@ -156,6 +181,17 @@ struct RawField
 //! Dims given by Python: each entry a constant or a symbol name.
 using DimSpec = std::variant<int64_t, std::string>;
 
+//! A data-dependent output dimension: the size-tensor output it is the value of, its opt and upper bound.
+struct SizeTensorDim
+{
+    int32_t outputIndex;
+    DimSpec opt;
+    DimSpec upper;
+};
+
+//! An output dimension as the host reports it.
+using OutputDim = std::variant<int64_t, std::string, SizeTensorDim>;
+
 //! One tensor as the build phase sees it: dtype, format, and its shape range (min/opt/max).
 struct TensorRange
 {
@@ -187,7 +223,7 @@ public:
 
     int32_t nbOutputs();
     std::vector<nvinfer1::DataType> outputDataTypes(std::vector<nvinfer1::DataType> const& inputTypes);
-    std::vector<std::vector<DimSpec>> outputShapes(std::vector<std::vector<DimSpec>> const& inputShapes);
+    std::vector<std::vector<OutputDim>> outputShapes(std::vector<std::vector<DimSpec>> const& inputShapes);
     bool supportsFormatCombination(int32_t pos, std::vector<TensorRange> const& inOut, int32_t nbInputs);
     void configure(std::vector<TensorRange> const& inputs, std::vector<TensorRange> const& outputs);
     size_t workspaceSize(std::vector<TensorRange> const& inputs, std::vector<TensorRange> const& outputs);
@@ -199,6 +235,14 @@ public:
     void onShapeChange(std::vector<TensorValue> const& inputs, std::vector<TensorValue> const& outputs);
     void enqueue(std::vector<TensorValue> const& inputs, std::vector<TensorValue> const& outputs, uintptr_t workspace,
         uintptr_t stream);
+    //! The CPU time, in nanoseconds, of each of `iterations` enqueue calls, timed around the call TensorRT
+    //! makes and nothing else (descriptors and pointers are prepared once, before the first).
+    std::vector<int64_t> enqueueCpuTimes(std::vector<TensorValue> const& inputs, std::vector<TensorValue> const& outputs,
+        uintptr_t workspace, uintptr_t stream, int32_t iterations);
+    //! A plugkit plugin's name for a tactic (IPluginInfo), or "" when it gives none.
+    std::string tacticName(int32_t tactic);
+    //! getTimingCacheID, or nullopt when the plugin returns nullptr (no timing caching).
+    std::optional<std::string> timingCacheID();
 
     //! The plugin methods called so far on this plugin and the plugins made from it, in order.
     std::vector<std::string> const& trace() const

@@ -203,6 +203,11 @@ PYBIND11_MODULE(_host, m)
             },
             py::arg("layer_name"), py::arg("fields"), py::arg("phase"));
 
+    py::class_<SizeTensorDim>(m, "SizeTensorDim")
+        .def_readonly("output_index", &SizeTensorDim::outputIndex)
+        .def_readonly("opt", &SizeTensorDim::opt)
+        .def_readonly("upper", &SizeTensorDim::upper);
+
     py::class_<Plugin>(m, "Plugin")
         .def_property_readonly("name", &Plugin::name)
         .def_property_readonly("version", &Plugin::version)
@@ -247,5 +252,17 @@ PYBIND11_MODULE(_host, m)
                 py::gil_scoped_release release;
                 p.enqueue(inputs, outputs, workspace, stream);
             },
-            py::arg("inputs"), py::arg("outputs"), py::arg("workspace"), py::arg("stream"));
+            py::arg("inputs"), py::arg("outputs"), py::arg("workspace"), py::arg("stream"))
+        .def(
+            "enqueue_cpu_times",
+            [](Plugin& p, std::vector<ValueTuple> const& in, std::vector<ValueTuple> const& out, uintptr_t workspace,
+                uintptr_t stream, int32_t iterations) {
+                auto const inputs = toValues(in);
+                auto const outputs = toValues(out);
+                py::gil_scoped_release release;
+                return p.enqueueCpuTimes(inputs, outputs, workspace, stream, iterations);
+            },
+            py::arg("inputs"), py::arg("outputs"), py::arg("workspace"), py::arg("stream"), py::arg("iterations"))
+        .def("tactic_name", &Plugin::tacticName)
+        .def("timing_cache_id", &Plugin::timingCacheID);
 }

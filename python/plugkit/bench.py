@@ -356,6 +356,172 @@ def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dt
     return rows
 
 
+# --------------------------------------------------------------------------- tactics
+
+@dataclasses.dataclass
+class TacticRow:
+    """One case of ``bench --tactics``: the median time of each tactic, timed as TensorRT's
+    builder times them (on the build-phase plugin, after setTactic and onShapeChange)."""
+
+    shapes: list[list[int]]
+    dtype: str
+    tactics: list[Any]  # host.Tactic, in the plugin's order
+    us: dict[int, float]
+
+    @property
+    def best(self):
+        return min(self.tactics, key=lambda t: self.us[t.value])
+
+    @property
+    def margin(self) -> float | None:
+        """How much slower the runner-up is than the pick (1.25 = 25%); None with one tactic."""
+        ranked = sorted(self.us.values())
+        return ranked[1] / ranked[0] if len(ranked) > 1 else None
+
+
+def tactic_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
+                attrs: Mapping[str, Any] | None, rounds: int = 15, warm: bool = False) -> TacticRow:
+    """Time every valid tactic of the op at one case, in the same interleaved rounds."""
+    from .errors import PlugkitError
+    from .testing import random_inputs
+
+    attrs = schema.resolve_attrs(attrs)
+    inputs = random_inputs(schema, shapes, dtype, seed=0)
+    prepared = PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
+                              [(dtype, list(s)) for s in shapes])
+    tactics = prepared.build_plugin.tactics()
+    if not tactics:
+        raise PlugkitError(f"{schema.name} declares no tactics (its plugin has no tactics() hook); "
+                           "TensorRT runs its one kernel as the default tactic 0")
+    outputs = prepared.allocate_outputs(inputs[0])
+    nbytes = sum(t.numel() * t.element_size() for t in list(inputs) + list(outputs))
+    sets = tensor_sets(nbytes, warm)
+
+    def timer(launches):
+        times = time_graphs(launches, launches=sets * math.ceil(20 / sets), rounds=rounds, scrub=not warm)
+        return {t: statistics.median(v) for t, v in times.items()}
+
+    copies = [(inputs, outputs)] + [([t.clone() for t in inputs], prepared.allocate_outputs(inputs[0]))
+                                    for _ in range(sets - 1)]
+    us = prepared.time_tactics(copies, timer)
+    return TacticRow([list(s) for s in shapes], dtype, tactics, us)
+
+
+def format_tactic_row(row: TacticRow) -> str:
+    shapes = " ".join("x".join(map(str, s)) for s in row.shapes)
+    times = "  ".join(f"{t.value}:{t.name} {row.us[t.value]:.1f}" for t in row.tactics)
+    best = row.best
+    margin = f"{row.margin:.2f}x ahead of the next" if row.margin is not None else "the only tactic"
+    return f"{shapes:<28} {row.dtype:<9} {times}  -> TensorRT picks {best.value} ({best.name}), {margin}"
+
+
+def run_tactics(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str] | None = None,
+                cases: Sequence[Mapping[str, Any]] | None = None, echo: Callable[[str], None] | None = None,
+                rounds: int = 15, warm: bool = False) -> list[TacticRow]:
+    """``bench --tactics``: every valid tactic at each case and dtype (us per launch), and which
+    one TensorRT would pick (the fastest) and by how much."""
+    import torch
+
+    require_cuda()
+    if echo:
+        echo(f"device: {torch.cuda.get_device_name()}  (us per launch, median of {rounds} rounds)")
+    rows = []
+    for case, dtype in cases_and_dtypes(schema, cases, dtypes):
+        row = tactic_case(library, schema, case["inputs"], dtype, case.get("attrs"), rounds, warm)
+        rows.append(row)
+        if echo:
+            echo(format_tactic_row(row))
+    return rows
+
+
+# --------------------------------------------------------------------------- overhead
+
+@dataclasses.dataclass
+class OverheadRow:
+    """CPU time per enqueue (us): the plugin's own enqueue, timed in C++ around the call
+    TensorRT makes, and the Python round trip of ``PreparedPlugin.enqueue``."""
+
+    shapes: list[list[int]]
+    dtype: str
+    enqueue_us: list[float]
+    python_us: list[float]
+
+    @staticmethod
+    def _p(values, q):
+        xs = sorted(values)
+        return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+    def summary(self) -> dict[str, float]:
+        return {"enqueue_median": statistics.median(self.enqueue_us), "enqueue_p90": self._p(self.enqueue_us, 0.9),
+                "python_median": statistics.median(self.python_us), "python_p90": self._p(self.python_us, 0.9)}
+
+
+ENQUEUE_GOAL_US = 5.0  # issue 23: a plugin's own enqueue costs the host thread at most this
+
+
+def overhead_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
+                  attrs: Mapping[str, Any] | None, iterations: int = 1000, batch: int = 100) -> OverheadRow:
+    """Time ``iterations`` enqueues both ways, in batches of ``batch`` launches with a synchronize
+    between batches (untimed), so that a full launch queue never blocks a timed call."""
+    import time
+
+    import torch
+
+    from .testing import random_inputs
+
+    attrs = schema.resolve_attrs(attrs)
+    inputs = random_inputs(schema, shapes, dtype, seed=0)
+    prepared = PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
+                              [(dtype, list(s)) for s in shapes])
+    outputs = prepared.allocate_outputs(inputs[0])
+    for _ in range(10):  # module load, first-launch costs, caches filled in onShapeChange or the first enqueue
+        prepared.enqueue(inputs, outputs)
+    torch.cuda.synchronize()
+    enqueue_us, python_us = [], []
+    for start in range(0, iterations, batch):
+        n = min(batch, iterations - start)
+        enqueue_us += prepared.enqueue_cpu_times(inputs, outputs, n)
+        torch.cuda.synchronize()
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            prepared.enqueue(inputs, outputs)
+            python_us.append((time.perf_counter_ns() - t0) / 1e3)
+        torch.cuda.synchronize()
+    return OverheadRow([list(s) for s in shapes], dtype, enqueue_us, python_us)
+
+
+OVERHEAD_HEADER = (f"{'shapes':<28} {'dtype':<9} {'enqueue us':>10} {'p90':>6} {'python us':>10} {'p90':>6}  "
+                   f"goal: enqueue <= {ENQUEUE_GOAL_US:g} us")
+
+
+def format_overhead_row(row: OverheadRow) -> str:
+    s = row.summary()
+    shapes = " ".join("x".join(map(str, sh)) for sh in row.shapes)
+    verdict = "ok" if s["enqueue_median"] <= ENQUEUE_GOAL_US else "over"
+    return (f"{shapes:<28} {row.dtype:<9} {s['enqueue_median']:>10.2f} {s['enqueue_p90']:>6.2f} "
+            f"{s['python_median']:>10.2f} {s['python_p90']:>6.2f}  {verdict}")
+
+
+def run_overhead(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str] | None = None,
+                 cases: Sequence[Mapping[str, Any]] | None = None, echo: Callable[[str], None] | None = None,
+                 iterations: int = 1000) -> list[OverheadRow]:
+    """``bench --overhead``: the CPU cost of launching the op, at each case and dtype."""
+    import torch
+
+    require_cuda()
+    if echo:
+        echo(f"device: {torch.cuda.get_device_name()}  CPU time per enqueue over {iterations} calls: the plugin's "
+             "own enqueue (timed in C++, the call TensorRT makes) and the Python round trip of PreparedPlugin.enqueue")
+        echo(OVERHEAD_HEADER)
+    rows = []
+    for case, dtype in cases_and_dtypes(schema, cases, dtypes):
+        row = overhead_case(library, schema, case["inputs"], dtype, case.get("attrs"), iterations)
+        rows.append(row)
+        if echo:
+            echo(format_overhead_row(row))
+    return rows
+
+
 HEADER = (f"{'shapes':<28} {'dtype':<9} {'plugin us':>10} {'GB/s':>7} {'% copy':>7} "
           f"{'eager us':>9} {'compile us':>10} {'vs compile':>10} {'95% CI':>9}")
 

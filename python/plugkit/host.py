@@ -14,7 +14,9 @@ the plugin itself, exactly as in an engine build.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, Mapping, Sequence
+import itertools
+import math
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -214,6 +216,34 @@ class Creator:
 
 # --------------------------------------------------------------------------- plugin
 
+@dataclasses.dataclass(frozen=True)
+class DataDependentDim:
+    """An output dimension known only after enqueue: the value of size-tensor output
+    ``size_output`` (IExprBuilder::declareSizeTensor), at most ``upper``; ``opt`` is what
+    TensorRT tunes for. Prints as ``name<=upper``, e.g. ``M<=T``."""
+
+    size_output: int
+    opt: int | str
+    upper: int | str
+    name: str = ""
+
+    def __str__(self):
+        return f"{self.name or f'size{self.size_output}'}<={self.upper}"
+
+    __repr__ = __str__
+
+
+@dataclasses.dataclass(frozen=True)
+class Tactic:
+    """One of a plugin's kernel variants (getValidTactics), with the name the plugin gives it."""
+
+    value: int
+    name: str
+
+    def __str__(self):
+        return f"{self.value} ({self.name})"
+
+
 def _call(fn, *args):
     try:
         return fn(*args)
@@ -259,11 +289,20 @@ class Plugin:
     def output_dtypes(self, input_dtypes: Sequence[str]) -> list[str]:
         return _call(self._native.output_dtypes, [_dtype_name(d) for d in input_dtypes])
 
-    def output_shapes(self, input_shapes: Sequence[Sequence[int | str]]) -> list[list[int | str]]:
+    def output_shapes(self, input_shapes: Sequence[Sequence[int | str]],
+                      output_names: Sequence[str] | None = None) -> list[list[int | str | DataDependentDim]]:
         """Output shapes from input shapes whose dims are ints or symbol names; symbolic
-        results come back as expressions such as ``"(B * T)"``."""
+        results come back as expressions such as ``"(B * T)"``, data-dependent ones as a
+        :class:`DataDependentDim` named after its size output (``output_names``, if given)."""
         shapes = [[d if isinstance(d, str) else int(d) for d in s] for s in input_shapes]
-        return _call(self._native.output_shapes, shapes)
+        result = _call(self._native.output_shapes, shapes)
+
+        def dim(d):
+            if isinstance(d, (int, str)):
+                return d
+            name = output_names[d.output_index] if output_names and d.output_index < len(output_names) else ""
+            return DataDependentDim(d.output_index, d.opt, d.upper, name)
+        return [[dim(d) for d in s] for s in result]
 
     def supports(self, pos: int, dtypes: Sequence[str], nb_inputs: int,
                  formats: Sequence[str] | None = None) -> bool:
@@ -273,7 +312,7 @@ class Plugin:
         return _call(self._native.supports, pos, descs, nb_inputs)
 
     def format_table(self, nb_inputs: int, candidates: Sequence[str] = (
-            "float32", "float16", "bfloat16", "int8", "int32", "int64", "bool")) -> list[tuple[str, ...]]:
+            "float32", "float16", "bfloat16", "int8", "int32", "int64", "bool", "uint8")) -> list[tuple[str, ...]]:
         """Every dtype combination (LINEAR format) the plugin accepts, found the way TensorRT
         searches: position by position, asking about each with the earlier ones fixed."""
         total = nb_inputs + self.nb_outputs()
@@ -291,10 +330,23 @@ class Plugin:
         return _call(self._native.workspace_size, _ranges(inputs), _ranges(outputs))
 
     def valid_tactics(self) -> list[int]:
+        """getNbTactics + getValidTactics: the plugin's custom tactics ([] when it has none)."""
         return _call(self._native.valid_tactics)
 
+    def tactics(self) -> list[Tactic]:
+        """The valid tactics with their names ("tactic N" where the plugin names none)."""
+        return [Tactic(t, self.tactic_name(t)) for t in self.valid_tactics()]
+
+    def tactic_name(self, tactic: int) -> str:
+        return _call(self._native.tactic_name, int(tactic)) or f"tactic {tactic}"
+
     def set_tactic(self, tactic: int) -> None:
-        _call(self._native.set_tactic, tactic)
+        """setTactic: the tactic the next enqueue runs (0 is TensorRT's default)."""
+        _call(self._native.set_tactic, int(tactic))
+
+    def timing_cache_id(self) -> str | None:
+        """getTimingCacheID: None when the plugin opts out of timing caching."""
+        return _call(self._native.timing_cache_id)
 
     def serialize(self) -> list[Field]:
         """getFieldsToSerialize, decoded: what TensorRT stores in the engine."""
@@ -310,12 +362,28 @@ class Plugin:
         """onShapeChange with concrete ``(dtype, shape)`` pairs."""
         _call(self._native.on_shape_change, _values(inputs), _values(outputs))
 
-    def enqueue(self, inputs: Sequence[Any], outputs: Sequence[Any], workspace: int = 0, stream=None) -> None:
-        """enqueue on CUDA tensors (torch or cupy), on ``stream`` (default: the current one)."""
+    def enqueue(self, inputs: Sequence[Any], outputs: Sequence[Any], workspace: int = 0, stream=None,
+                output_dims: Sequence[Sequence[int]] | None = None) -> None:
+        """enqueue on CUDA tensors (torch or cupy), on ``stream`` (default: the current one);
+        ``output_dims`` replaces the outputs' dims in their descriptors (-1 where data-dependent)."""
+        _call(self._native.enqueue, *self._enqueue_args(inputs, outputs, workspace, stream, output_dims))
+
+    def enqueue_cpu_times(self, inputs: Sequence[Any], outputs: Sequence[Any], workspace: int = 0, stream=None,
+                          output_dims: Sequence[Sequence[int]] | None = None, iterations: int = 100) -> list[float]:
+        """Microseconds of CPU time of each of ``iterations`` enqueue calls, timed in C++ around
+        the call TensorRT makes (what the plugin's own enqueue costs the host thread)."""
+        ns = _call(self._native.enqueue_cpu_times,
+                   *self._enqueue_args(inputs, outputs, workspace, stream, output_dims), int(iterations))
+        return [t / 1e3 for t in ns]
+
+    @staticmethod
+    def _enqueue_args(inputs, outputs, workspace, stream, output_dims):
         ins = [_tensor_value(t) for t in inputs]
         outs = [_tensor_value(t) for t in outputs]
+        if output_dims is not None:
+            outs = [(d, f, list(map(int, dims)), a) for (d, f, _, a), dims in zip(outs, output_dims, strict=True)]
         stream_handle = _stream_handle(stream, (list(inputs) + list(outputs))[0])
-        _call(self._native.enqueue, ins, outs, int(workspace), stream_handle)
+        return ins, outs, int(workspace), stream_handle
 
 
 def _ranges(pairs):
@@ -399,67 +467,167 @@ class PreparedPlugin:
 
     Build: createPlugin(kBUILD), getNbOutputs, getOutputDataTypes, getOutputShapes,
     supportsFormatCombination (every position), configurePlugin, getWorkspaceSize,
-    getValidTactics, getFieldsToSerialize. Runtime: createPlugin(kRUNTIME) from the
-    serialized fields, attachToContext, onShapeChange; then enqueue.
+    getNbTactics + getValidTactics, getTimingCacheID, getFieldsToSerialize. Runtime:
+    createPlugin(kRUNTIME) from the serialized fields, attachToContext, setTactic
+    (``tactic``; by default the plugin's first, or TensorRT's default 0 when it has none),
+    onShapeChange; then enqueue. :meth:`time_tactics` times each tactic on the build-phase
+    plugin as TensorRT's builder does (setTactic, onShapeChange, enqueue).
+
+    Outputs with a data-dependent dimension (a size tensor) are allocated for its upper
+    bound; calling the object returns them trimmed to the size the plugin wrote.
     """
 
     def __init__(self, creator: Creator, attrs: Mapping[str, Any] | None,
-                 input_specs: Sequence[tuple[str, Sequence[int]]], layer_name: str = "plugkit_host"):
+                 input_specs: Sequence[tuple[str, Sequence[int]]], layer_name: str = "plugkit_host",
+                 tactic: int | None = None):
         input_specs = [(_dtype_name(d), [int(x) for x in s]) for d, s in input_specs]
         in_dtypes = [d for d, _ in input_specs]
         build = creator.create(attrs, phase="build", layer_name=layer_name)
         self.build_plugin = build
         self.output_dtypes = build.output_dtypes(in_dtypes)
         shapes = build.output_shapes([s for _, s in input_specs])
+        self._check_outputs(build, shapes)
         symbolic = [s for s in shapes if any(isinstance(d, str) for d in s)]
         if symbolic:
             raise PluginError(f"{build.name}: output shapes {symbolic} depend on symbols for constant inputs")
-        self.output_shapes = [list(map(int, s)) for s in shapes]
+        self.declared_shapes = shapes
+        # Allocation shapes (upper bounds), and what configurePlugin/onShapeChange see of each output.
+        self.output_shapes = [[d.upper if isinstance(d, DataDependentDim) else int(d) for d in s] for s in shapes]
+        self.output_dims = [[-1 if isinstance(d, DataDependentDim) else int(d) for d in s] for s in shapes]
+        out_ranges = [(dtype, ([0 if isinstance(d, DataDependentDim) else d for d in s],
+                               [d.opt if isinstance(d, DataDependentDim) else d for d in s], upper))
+                      for dtype, s, upper in zip(self.output_dtypes, shapes, self.output_shapes)]
         all_dtypes = in_dtypes + self.output_dtypes
         for pos in range(len(all_dtypes)):
             if not build.supports(pos, all_dtypes, len(in_dtypes)):
                 raise PluginError(
                     f"{build.name} does not support dtype {all_dtypes[pos]} at position {pos} "
                     f"(inputs then outputs: {all_dtypes}); supported: {build.format_table(len(in_dtypes))}")
-        out_specs = list(zip(self.output_dtypes, self.output_shapes))
-        build.configure(input_specs, out_specs)
-        self.workspace_bytes = build.workspace_size(input_specs, out_specs)
+        build.configure(input_specs, out_ranges)
+        self.workspace_bytes = build.workspace_size(input_specs, out_ranges)
         self.tactics = build.valid_tactics()
+        self.timing_cache_id = build.timing_cache_id()
         self.fields = build.serialize()
         runtime = creator.create(phase="runtime", layer_name=layer_name, fields=self.fields)
         self.plugin = runtime.attach_to_context()
-        if self.tactics:
-            self.plugin.set_tactic(self.tactics[0])
-        self.plugin.on_shape_change(input_specs, out_specs)
+        self.tactic = (self.tactics[0] if self.tactics else 0) if tactic is None else int(tactic)
+        self.plugin.set_tactic(self.tactic)
+        self._out_specs = list(zip(self.output_dtypes, self.output_dims))
+        self.plugin.on_shape_change(input_specs, self._out_specs)
         self.input_specs = input_specs
         self._workspace = None
 
+    def _check_outputs(self, build: Plugin, shapes) -> None:
+        """What TensorRT's builder would refuse: BOOL/UINT8 outputs, size tensors that are not
+        0-d INT32, data-dependent dims without a constant upper bound."""
+        for i, dtype in enumerate(self.output_dtypes):
+            if dtype in ("bool", "uint8"):
+                raise PluginError(f"{build.name}: output {i} has dtype {dtype}; TensorRT does not support BOOL or "
+                                  "UINT8 plugin outputs (getOutputDataTypes); use int32")
+        for s in shapes:
+            for d in s:
+                if not isinstance(d, DataDependentDim):
+                    continue
+                if self.output_dtypes[d.size_output] != "int32":
+                    raise PluginError(f"{build.name}: size-tensor output {d.size_output} has dtype "
+                                      f"{self.output_dtypes[d.size_output]}; TensorRT requires int32")
+                if not isinstance(d.upper, int) or not isinstance(d.opt, int):
+                    raise PluginError(f"{build.name}: data-dependent dimension {d} (opt {d.opt}) has no constant "
+                                      "opt and upper bound for constant input shapes")
+
     @property
     def trace(self) -> list[str]:
+        """The plugin methods called so far: the build-phase plugin's, then the runtime plugin's."""
         return self.build_plugin.trace + self.plugin.trace
+
+    @property
+    def size_outputs(self) -> list[int]:
+        """Indices of the size-tensor outputs (declareSizeTensor)."""
+        return sorted({d.size_output for s in self.declared_shapes for d in s if isinstance(d, DataDependentDim)})
 
     def allocate_outputs(self, like):
         return [_empty_like_family(like, s, d) for d, s in zip(self.output_dtypes, self.output_shapes)]
 
+    def _workspace_address(self, like) -> int:
+        if not self.workspace_bytes:
+            return 0
+        if self._workspace is None:
+            self._workspace = _empty_like_family(like, [self.workspace_bytes], "uint8")
+        return _tensor_value(self._workspace)[3]
+
     def enqueue(self, inputs, outputs, stream=None) -> None:
-        workspace = 0
-        if self.workspace_bytes:
-            if self._workspace is None:
-                self._workspace = _empty_like_family(inputs[0], [self.workspace_bytes], "uint8")
-            workspace = _tensor_value(self._workspace)[3]
-        self.plugin.enqueue(inputs, outputs, workspace, stream)
+        self.plugin.enqueue(inputs, outputs, self._workspace_address(inputs[0]), stream, self.output_dims)
+
+    def enqueue_cpu_times(self, inputs, outputs, iterations: int = 100, stream=None) -> list[float]:
+        """Microseconds of CPU time of each of ``iterations`` enqueue calls (timed in C++)."""
+        return self.plugin.enqueue_cpu_times(inputs, outputs, self._workspace_address(inputs[0]), stream,
+                                             self.output_dims, iterations)
+
+    def time_tactics(self, tensor_sets: Sequence[tuple[Sequence[Any], Sequence[Any]]],
+                     timer: Callable[[Mapping[int, Callable[[], Any]]], Mapping[int, float]],
+                     stream=None) -> dict[int, float]:
+        """Time each tactic as TensorRT's builder does, on the build-phase plugin: setTactic and
+        onShapeChange per tactic, then enqueue. ``tensor_sets`` are (inputs, outputs) pairs that
+        successive launches take in turn (one pair, or copies that keep L2 cold). ``timer`` gets
+        {tactic: launch} (each launch sets its tactic, then enqueues on the next set) and returns
+        {tactic: time}; the fastest is what TensorRT would pick."""
+        build = self.build_plugin
+        workspace = self._workspace_address(tensor_sets[0][0][0])
+
+        def launch(tactic):
+            turn = itertools.cycle(tensor_sets)
+
+            def call():
+                inputs, outputs = next(turn)
+                build.set_tactic(tactic)
+                build.enqueue(inputs, outputs, workspace, stream, self.output_dims)
+            return call
+        for tactic in self.tactics:
+            build.set_tactic(tactic)
+            build.on_shape_change(self.input_specs, self._out_specs)
+        return dict(timer({tactic: launch(tactic) for tactic in self.tactics}))
+
+    def trim(self, outputs) -> list[Any]:
+        """Outputs cut to their real shapes: each data-dependent output becomes a view of its first
+        prod(real shape) elements, reshaped (what TensorRT hands on). Reads the size tensors, which
+        waits for the work queued before (host side only)."""
+        if not self.size_outputs:
+            return list(outputs)
+        sizes = {k: int(_to_numpy(outputs[k]).reshape(())) for k in self.size_outputs}
+        trimmed = []
+        for out, declared, upper in zip(outputs, self.declared_shapes, self.output_shapes):
+            if not any(isinstance(d, DataDependentDim) for d in declared):
+                trimmed.append(out)
+                continue
+            real = [sizes[d.size_output] if isinstance(d, DataDependentDim) else d for d in declared]
+            for d, value in zip(declared, real):
+                if isinstance(d, DataDependentDim) and not 0 <= value <= d.upper:
+                    raise PluginError(f"{self.plugin.name}: size output {d.size_output} holds {value}, outside "
+                                      f"[0, {d.upper}] (the upper bound it declared)")
+            trimmed.append(out.reshape(-1)[:math.prod(real)].reshape(real))
+        return trimmed
 
     def __call__(self, *inputs, stream=None):
         outputs = self.allocate_outputs(inputs[0])
         self.enqueue(inputs, outputs, stream)
-        return outputs
+        return self.trim(outputs)
+
+
+def _to_numpy(t) -> np.ndarray:
+    if _is_torch(t):
+        return t.detach().cpu().numpy()
+    if hasattr(t, "get"):  # cupy
+        return t.get()
+    return np.asarray(t)
 
 
 def run(creator: Creator, inputs: Sequence[Any], attrs: Mapping[str, Any] | None = None,
-        stream=None) -> list[Any]:
-    """Run a plugin once on CUDA tensors, through the whole lifecycle; returns its outputs."""
+        stream=None, tactic: int | None = None) -> list[Any]:
+    """Run a plugin once on CUDA tensors, through the whole lifecycle; returns its outputs,
+    data-dependent ones trimmed to their real size. ``tactic`` picks a kernel variant
+    (default: the plugin's first)."""
     specs = [_tensor_meta(t) for t in inputs]
-    return PreparedPlugin(creator, attrs, specs)(*inputs, stream=stream)
+    return PreparedPlugin(creator, attrs, specs, tactic=tactic)(*inputs, stream=stream)
 
 
 def cuda_available() -> bool:

@@ -25,7 +25,7 @@ ATTR_TYPES: dict[str, str] = {
 }
 
 # Tensor dtypes a plugin may accept, named as numpy/torch name them.
-DTYPES = ("float32", "float16", "bfloat16", "int32", "int64", "int8", "bool")
+DTYPES = ("float32", "float16", "bfloat16", "int32", "int64", "int8", "uint8", "bool")
 
 
 def _is_array(attr_type: str) -> bool:
@@ -91,10 +91,16 @@ class Attr:
 
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
-    """A named input or output of an op."""
+    """A named input or output of an op; ``dtype`` fixes its dtype (``"int32"`` for indices or
+    lengths), else it has the case's dtype (one of the op's ``dtypes``)."""
 
     name: str
     doc: str = ""
+    dtype: str | None = None
+
+    def __post_init__(self):
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise SchemaError(f"tensor {self.name!r}: unknown dtype {self.dtype!r}; use one of {', '.join(DTYPES)}")
 
 
 @dataclasses.dataclass(frozen=True)

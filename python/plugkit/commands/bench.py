@@ -22,6 +22,13 @@ def register(subparsers):
     p.add_argument("--profile", action="store_true",
                    help="time nothing: launch each contender once between cudaProfilerStart and Stop, in NVTX "
                         "ranges, for `ncu --profile-from-start off` or `nsys --capture-range=cudaProfilerApi`")
+    p.add_argument("--tactics", action="store_true",
+                   help="time every valid tactic of the plugin at each case, as TensorRT's builder does, and "
+                        "print which one TensorRT would pick (the fastest) and by how much")
+    p.add_argument("--overhead", action="store_true",
+                   help="the CPU time of each enqueue: the plugin's own (timed in C++ around the call TensorRT "
+                        "makes) and the Python round trip of PreparedPlugin.enqueue")
+    p.add_argument("--iterations", type=int, default=1000, help="enqueues timed by --overhead")
     p.add_argument("--rounds", type=int, default=15, help="rounds of replays; times are medians over them")
     p.add_argument("--plugins-dir", help="folder of plugin folders (default: ./plugins)")
     p.set_defaults(func=main)
@@ -48,6 +55,21 @@ def main(args) -> int:
     if args.rounds < 1:
         raise PlugkitError(f"--rounds {args.rounds}: need at least one round")
     cases = [parse_case(s) for s in args.shapes] if args.shapes else None
+    modes = [flag for flag in ("profile", "tactics", "overhead") if getattr(args, flag)]
+    if len(modes) > 1:
+        raise PlugkitError(f"--{' and --'.join(modes)} are separate runs; give one of them")
+    if len(libraries) > 1 and modes and modes != ["profile"]:
+        raise PlugkitError(f"--{modes[0]} times one library; give one --library")
+    if args.tactics:
+        print(f"plugkit bench {schema.name} --tactics: {libraries[0].path}")
+        bench.run_tactics(libraries[0], schema, args.dtypes, cases, echo=print, rounds=args.rounds, warm=args.warm)
+        return 0
+    if args.overhead:
+        if args.iterations < 1:
+            raise PlugkitError(f"--iterations {args.iterations}: need at least one")
+        print(f"plugkit bench {schema.name} --overhead: {libraries[0].path}")
+        bench.run_overhead(libraries[0], schema, args.dtypes, cases, echo=print, iterations=args.iterations)
+        return 0
     if args.profile:
         bench.require_cuda()
         for case, dtype in bench.cases_and_dtypes(schema, cases, args.dtypes):
