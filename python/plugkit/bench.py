@@ -380,15 +380,16 @@ class TacticRow:
 
 
 def tactic_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
-                attrs: Mapping[str, Any] | None, rounds: int = 15, warm: bool = False) -> TacticRow:
+                attrs: Mapping[str, Any] | None, rounds: int = 15, warm: bool = False,
+                values: Mapping[str, Any] | None = None) -> TacticRow:
     """Time every valid tactic of the op at one case, in the same interleaved rounds."""
     from .errors import PlugkitError
     from .testing import random_inputs
 
     attrs = schema.resolve_attrs(attrs)
-    inputs = random_inputs(schema, shapes, dtype, seed=0)
+    inputs = random_inputs(schema, shapes, dtype, seed=0, values=values)
     prepared = PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
-                              [(dtype, list(s)) for s in shapes])
+                              [(str(t.dtype).replace("torch.", ""), list(t.shape)) for t in inputs])
     tactics = prepared.build_plugin.tactics()
     if not tactics:
         raise PlugkitError(f"{schema.name} declares no tactics (its plugin has no tactics() hook); "
@@ -427,7 +428,8 @@ def run_tactics(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str] 
         echo(f"device: {torch.cuda.get_device_name()}  (us per launch, median of {rounds} rounds)")
     rows = []
     for case, dtype in cases_and_dtypes(schema, cases, dtypes):
-        row = tactic_case(library, schema, case["inputs"], dtype, case.get("attrs"), rounds, warm)
+        row = tactic_case(library, schema, case["inputs"], dtype, case.get("attrs"), rounds, warm,
+                          case.get("values"))
         rows.append(row)
         if echo:
             echo(format_tactic_row(row))
@@ -460,7 +462,8 @@ ENQUEUE_GOAL_US = 5.0  # issue 23: a plugin's own enqueue costs the host thread 
 
 
 def overhead_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
-                  attrs: Mapping[str, Any] | None, iterations: int = 1000, batch: int = 100) -> OverheadRow:
+                  attrs: Mapping[str, Any] | None, iterations: int = 1000, batch: int = 100,
+                  values: Mapping[str, Any] | None = None) -> OverheadRow:
     """Time ``iterations`` enqueues both ways, in batches of ``batch`` launches with a synchronize
     between batches (untimed), so that a full launch queue never blocks a timed call."""
     import time
@@ -470,9 +473,9 @@ def overhead_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Seq
     from .testing import random_inputs
 
     attrs = schema.resolve_attrs(attrs)
-    inputs = random_inputs(schema, shapes, dtype, seed=0)
+    inputs = random_inputs(schema, shapes, dtype, seed=0, values=values)
     prepared = PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
-                              [(dtype, list(s)) for s in shapes])
+                              [(str(t.dtype).replace("torch.", ""), list(t.shape)) for t in inputs])
     outputs = prepared.allocate_outputs(inputs[0])
     for _ in range(10):  # module load, first-launch costs, caches filled in onShapeChange or the first enqueue
         prepared.enqueue(inputs, outputs)
@@ -515,7 +518,8 @@ def run_overhead(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str]
         echo(OVERHEAD_HEADER)
     rows = []
     for case, dtype in cases_and_dtypes(schema, cases, dtypes):
-        row = overhead_case(library, schema, case["inputs"], dtype, case.get("attrs"), iterations)
+        row = overhead_case(library, schema, case["inputs"], dtype, case.get("attrs"), iterations,
+                            values=case.get("values"))
         rows.append(row)
         if echo:
             echo(format_overhead_row(row))
