@@ -54,20 +54,22 @@ __device__ void loadLevels(Level* levels, I const* shapes, I const* starts, int3
     }
 }
 
-//! The four bilinear corners of one sampling point: value row offsets (in positions) and weights,
-//! the attention weight folded in; a corner outside the map gets weight 0 and offset 0.
+//! The four bilinear corners of one sampling point: value positions and weights, the attention
+//! weight folded in; only corners `inside` the map may be read.
 struct Corners
 {
     int32_t offset[4];
     float weight[4];
+    bool inside[4];
 };
 
 __device__ __forceinline__ bool corners(Level const& level, float x, float y, float attention, Corners& c)
 {
     float const w_im = x * level.width - 0.5F;
     float const h_im = y * level.height - 0.5F;
-    // Also false for NaN and for any point whose four corners all lie outside the map.
-    if (!(h_im > -1.0F && w_im > -1.0F && h_im < level.height && w_im < level.width))
+    // Also false for NaN, for an empty level, and for any point whose four corners all lie outside the map.
+    if (!(h_im > -1.0F && w_im > -1.0F && h_im < level.height && w_im < level.width) || level.rows == 0
+        || level.cols == 0)
     {
         return false;
     }
@@ -83,14 +85,18 @@ __device__ __forceinline__ bool corners(Level const& level, float x, float y, fl
     bool const right = w0 + 1 < level.cols;
     int32_t const row0 = level.start + h0 * level.cols;
     int32_t const row1 = row0 + level.cols;
-    c.offset[0] = top && left ? row0 + w0 : 0;
-    c.offset[1] = top && right ? row0 + w0 + 1 : 0;
-    c.offset[2] = bottom && left ? row1 + w0 : 0;
-    c.offset[3] = bottom && right ? row1 + w0 + 1 : 0;
-    c.weight[0] = top && left ? hh * hw * attention : 0.0F;
-    c.weight[1] = top && right ? hh * lw * attention : 0.0F;
-    c.weight[2] = bottom && left ? lh * hw * attention : 0.0F;
-    c.weight[3] = bottom && right ? lh * lw * attention : 0.0F;
+    c.inside[0] = top && left;
+    c.inside[1] = top && right;
+    c.inside[2] = bottom && left;
+    c.inside[3] = bottom && right;
+    c.offset[0] = row0 + w0;
+    c.offset[1] = row0 + w0 + 1;
+    c.offset[2] = row1 + w0;
+    c.offset[3] = row1 + w0 + 1;
+    c.weight[0] = hh * hw * attention;
+    c.weight[1] = hh * lw * attention;
+    c.weight[2] = lh * hw * attention;
+    c.weight[3] = lh * lw * attention;
     return true;
 }
 
@@ -130,7 +136,7 @@ __global__ void __launch_bounds__(kBlockThreads) channelThreadsKernel(T const* _
 #pragma unroll
                     for (int32_t k = 0; k < 4; ++k)
                     {
-                        if (c.weight[k] != 0.0F)
+                        if (c.inside[k])
                         {
                             acc += c.weight[k] * toFloat(v[c.offset[k] * headChannels]);
                         }
@@ -196,12 +202,12 @@ __global__ void __launch_bounds__(kBlockThreads) pointGroupsKernel(T const* __re
                         continue;
                     }
                     // All four gathers in flight before the arithmetic; a corner outside the map
-                    // reads position 0 of its level's rows (a valid address) with weight 0.
+                    // reads nothing and counts as zeros.
                     V corner[4];
 #pragma unroll
                     for (int32_t k = 0; k < 4; ++k)
                     {
-                        corner[k] = v[static_cast<int64_t>(s.offset[k]) * headVectors + c];
+                        corner[k] = s.inside[k] ? v[static_cast<int64_t>(s.offset[k]) * headVectors + c] : V{};
                     }
 #pragma unroll
                     for (int32_t k = 0; k < 4; ++k)
@@ -258,21 +264,22 @@ void launchPointGroups(Problem const& p, cudaStream_t stream)
         static_cast<T*>(p.output), groups, lanes, p.spatial, p.heads, p.channels, p.levels, p.points, p.queries);
 }
 
-//! Point groups with vectors of `bytes` where value and output allow them, else one channel a lane.
+//! Point groups with the widest vectors of at most `bytes` that value, output and D allow (16 or
+//! 8 bytes), else a channel a lane.
 template <typename T, typename I>
 void launchPointGroups(Problem const& p, size_t bytes, cudaStream_t stream)
 {
-    constexpr int32_t kWide = static_cast<int32_t>(16 / sizeof(T));
-    constexpr int32_t kNarrow = static_cast<int32_t>(8 / sizeof(T));
-    int32_t const vec = static_cast<int32_t>(bytes / sizeof(T));
-    bool const fits = p.channels % vec == 0 && aligned(p.value, bytes) && aligned(p.output, bytes);
-    if (fits && vec == kWide)
+    auto fits = [&](size_t vectorBytes) {
+        return vectorBytes <= bytes && p.channels % static_cast<int32_t>(vectorBytes / sizeof(T)) == 0
+            && aligned(p.value, vectorBytes) && aligned(p.output, vectorBytes);
+    };
+    if (fits(16))
     {
-        launchPointGroups<T, kWide, I>(p, stream);
+        launchPointGroups<T, static_cast<int32_t>(16 / sizeof(T)), I>(p, stream);
     }
-    else if (fits && vec == kNarrow)
+    else if (fits(8))
     {
-        launchPointGroups<T, kNarrow, I>(p, stream);
+        launchPointGroups<T, static_cast<int32_t>(8 / sizeof(T)), I>(p, stream);
     }
     else
     {

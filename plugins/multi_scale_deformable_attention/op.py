@@ -51,7 +51,7 @@ def _level_shapes_uncompiled():
         # tensor: read it once (a synchronization) outside CUDA graph capture and keep it by
         # (device, S, L), the way a model knows its feature-map sizes on the host.
         key = (str(spatial_shapes.device), spatial, spatial_shapes.shape[0])
-        if key not in shapes or not torch.cuda.is_current_stream_capturing():
+        if key not in shapes or not (spatial_shapes.is_cuda and torch.cuda.is_current_stream_capturing()):
             shapes[key] = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
         return shapes[key]
 
