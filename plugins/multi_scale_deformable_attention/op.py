@@ -62,17 +62,23 @@ _level_shapes = None
 
 
 def torch_reference(value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
-    """The grid_sample formulation (Deformable DETR's ms_deform_attn_core_pytorch): the
-    benchmark's eager and torch.compile baselines. Computes in the inputs' dtype."""
-    import torch
-    import torch.nn.functional as F
-
+    """The grid_sample formulation: the benchmark's eager and torch.compile baselines. Computes
+    in the inputs' dtype."""
     global _level_shapes
     if _level_shapes is None:
         _level_shapes = _level_shapes_uncompiled()
+    levels = _level_shapes(spatial_shapes, value.shape[1])
+    return grid_sample_attention(value, levels, sampling_locations, attention_weights)
+
+
+def grid_sample_attention(value, levels, sampling_locations, attention_weights):
+    """The op in PyTorch with each level's (H_l, W_l) as Python ints, as Deformable DETR's
+    ms_deform_attn_core_pytorch computes it: one grid_sample a level (locations 2*loc - 1)."""
+    import torch
+    import torch.nn.functional as F
+
     B, S, H, D = value.shape
     _, Q, _, L, P, _ = sampling_locations.shape
-    levels = _level_shapes(spatial_shapes, S)
     maps = value.split([h * w for h, w in levels], dim=1)
     grids = 2 * sampling_locations - 1
     sampled = []
