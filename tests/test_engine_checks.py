@@ -5,12 +5,15 @@ output comparison and the plugin-library version rule. All on the CPU."""
 import io
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
+import plugkit
 from plugkit import engine
+from plugkit.errors import PlugkitError
 from plugkit.engine import (EngineError, EngineFileError, EngineMetadata, EngineMismatchError, InputError,
                             TensorInfo)
 from plugkit.shapes import ShapeRange, ShapeSpecError, onnx_input_dims
@@ -60,7 +63,7 @@ def test_build_refuses_to_overwrite_without_force(model_path, tmp_path):
     ({"shapes": ["x:1x8,4x8"]}, "one shape .fixed. or three"),
 ])
 def test_build_option_errors(model_path, kwargs, message):
-    with pytest.raises(engine.PlugkitError, match=message):
+    with pytest.raises(PlugkitError, match=message):
         engine.validate_build_options(model_path, **kwargs)
 
 
@@ -127,7 +130,7 @@ def test_engine_file_checks(tmp_path, model_path):
 
 def test_atomic_write(tmp_path):
     path = tmp_path / "x.engine"
-    engine._atomic_write(path, b"abc")
+    engine.atomic_write(path, b"abc")
     assert path.read_bytes() == b"abc" and [p.name for p in tmp_path.iterdir()] == ["x.engine"]
 
 
@@ -200,7 +203,7 @@ def test_load_needs_plugins_the_engine_uses(tmp_path):
     with pytest.raises(EngineError, match="uses the plugin.s. RMSNorm/1/plugkit .* pass the plugin library "
                                           "with --plugins"):
         engine.load(path)
-    with pytest.raises(engine.PlugkitError, match="does not exist"):
+    with pytest.raises(PlugkitError, match="does not exist"):
         engine.load(path, plugins=[tmp_path / "libmissing.so"])
 
 
@@ -361,6 +364,6 @@ def test_importing_plugkit_does_not_import_tensorrt_or_torch():
     code = ("import sys, plugkit, plugkit.engine, plugkit.doctor, plugkit.cli; plugkit.cli.build_parser(); "
             "print(json.dumps([m for m in ('tensorrt', 'torch', 'polygraphy') if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True,
-                         env={**__import__("os").environ, "PYTHONPATH": str(engine.Path(engine.__file__).parents[1])})
+                         env={**__import__("os").environ, "PYTHONPATH": str(Path(plugkit.__file__).parents[1])})
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []

@@ -25,7 +25,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .errors import PlugkitError
+from .errors import HostUnavailableError, PlugkitError  # noqa: F401 (HostUnavailableError: re-exported)
+from .plugin_libraries import check_library_paths, open_libraries  # noqa: F401
 
 # Domains whose ops the ONNX parser imports itself (never through plugins).
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training")
@@ -35,10 +36,6 @@ DEFAULT_PLUGIN_VERSION = "1"
 # TensorRT's own plugin library (libnvinfer_plugin, loaded by the builder) names
 # its plugins like this; they are not in the user's libraries and are not checked.
 TENSORRT_PLUGIN_SUFFIX = "_TRT"
-
-
-class HostUnavailableError(PlugkitError):
-    """The plugin host (plugkit._host) cannot be imported, so creators cannot be read."""
 
 
 class DoctorError(PlugkitError):
@@ -269,21 +266,6 @@ def plugin_nodes(model) -> tuple[list[PluginNode], list[str]]:
 
 # --- the libraries -----------------------------------------------------------
 
-def check_library_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Each path must be an existing file; the message names the fix."""
-    checked = []
-    for path in paths:
-        path = Path(path)
-        if not path.exists():
-            hint = (" (build it first: cmake -S . -B build && cmake --build build -j)"
-                    if path.name.startswith("libplugkit") else "")
-            raise PlugkitError(f"plugin library {path} does not exist{hint}")
-        if path.is_dir():
-            raise PlugkitError(f"plugin library {path} is a directory; pass the .so file")
-        checked.append(path)
-    return checked
-
-
 def describe_library(library) -> LoadedLibrary:
     """A :class:`plugkit.host.PluginLibrary` (or anything with ``path``,
     ``tensorrt_version`` and ``creators``) as the doctor sees it."""
@@ -297,17 +279,7 @@ def describe_library(library) -> LoadedLibrary:
 
 def load_libraries(paths: Iterable[str | os.PathLike]) -> list[LoadedLibrary]:
     """Open each plugin library through the host and read its creators."""
-    paths = check_library_paths(paths)
-    if not paths:
-        return []
-    try:
-        from .host import PluginLibrary
-    except ImportError as exc:
-        raise HostUnavailableError(
-            f"cannot read plugin creators: the plugin host (plugkit._host) is not available "
-            f"({exc}); build it with `pip install -e .` or run with --no-check to skip the "
-            f"plugin check") from None
-    return [describe_library(PluginLibrary(str(p))) for p in paths]
+    return [describe_library(library) for library in open_libraries(paths)]
 
 
 # --- matching ----------------------------------------------------------------

@@ -26,3 +26,29 @@ class OnnxModelError(PlugkitError, ValueError):
 
 class OpsetConflictError(PlugkitError, ValueError):
     """A model whose opset imports clash with what plugkit needs to add."""
+
+
+class HostUnavailableError(PlugkitError):
+    """The plugin host (plugkit._host) cannot be imported, so creators cannot be read."""
+
+
+# --- engines -----------------------------------------------------------------
+
+class EngineError(PlugkitError):
+    """Building, loading or running an engine failed for a reason a user can fix."""
+
+
+class TensorRTMissingError(EngineError, ImportError):
+    """The tensorrt package is not installed (or is a stub)."""
+
+
+class EngineFileError(EngineError):
+    """An engine file that is missing, empty, truncated or not an engine."""
+
+
+class EngineMismatchError(EngineError):
+    """An engine built by another TensorRT version or for another GPU."""
+
+
+class InputError(EngineError, ValueError):
+    """Inputs that do not fit the engine: names, dtypes or shapes."""

@@ -67,7 +67,7 @@ def run_command(args) -> int:
         for info in trt_engine.tensors:
             print(f"  {'input ' if info.is_input else 'output'} {info.describe()}")
         feeds = engine_api.make_inputs(trt_engine.inputs, given, shapes, seed=args.seed)
-        outputs = {name: engine_api._to_numpy(value)
+        outputs = {name: engine_api.to_numpy(value)
                    for name, value in trt_engine.run(feeds).items()}
         print("outputs:")
         for name, value in outputs.items():
@@ -77,7 +77,7 @@ def run_command(args) -> int:
         status = 0
         if args.compare:
             reference = engine_api.reference_outputs(
-                args.compare, {k: engine_api._to_numpy(v) for k, v in feeds.items()})
+                args.compare, {k: engine_api.to_numpy(v) for k, v in feeds.items()})
             precision = args.precision or trt_engine.precision
             print(f"compare with {args.compare} (CPU reference, {precision} tolerance):")
             for result in engine_api.compare_outputs(outputs, reference, precision):

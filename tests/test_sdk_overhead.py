@@ -1,0 +1,48 @@
+"""The CPU cost of an enqueue, as `plugkit bench --overhead` measures it: the plugin's own enqueue
+timed in C++ around the call TensorRT makes, and the Python round trip. Times are printed by the
+benchmark, never asserted against a target here."""
+import subprocess
+import sys
+
+import pytest
+
+from plugkit import testing
+from plugkit.host import PreparedPlugin
+
+from sdk_test_library import library
+
+
+def test_enqueue_cpu_times_need_a_gpu_and_say_so():
+    from plugkit.host import cuda_available
+
+    if cuda_available():
+        pytest.skip("a CUDA device is visible: the GPU test below covers this")
+    prepared = PreparedPlugin(library().creator("TacticScale"), {}, [("float32", [4])])
+    with pytest.raises(RuntimeError, match="timing enqueue needs a CUDA device"):
+        prepared.plugin._native.enqueue_cpu_times([("float32", "LINEAR", [4], 0)], [], 0, 0, 3)
+
+
+@pytest.mark.gpu
+def test_enqueue_cpu_times_time_each_call_in_cpp():
+    import torch
+
+    prepared = PreparedPlugin(library().creator("TacticScale"), {}, [("float32", [1024])])
+    x = torch.randn(1024, device="cuda")
+    outputs = prepared.allocate_outputs(x)
+    times = prepared.enqueue_cpu_times([x], outputs, iterations=25)
+    torch.cuda.synchronize()
+    assert len(times) == 25 and all(t > 0 for t in times)
+    assert prepared.plugin.trace[-1] == "enqueue"
+    torch.testing.assert_close(outputs[0], x * 2)
+
+
+@pytest.mark.gpu
+def test_bench_overhead_prints_both_times_for_rms_norm():
+    result = subprocess.run([sys.executable, "-m", "plugkit", "bench", "rms_norm", "--overhead", "--iterations", "50",
+                             "--shapes", "1x4096;4096", "--dtype", "float16",
+                             "--library", str(testing.built_library())],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert "enqueue us" in lines[-2] and "python us" in lines[-2]
+    assert lines[-1].startswith("1x4096 4096") and lines[-1].split()[-1] in ("ok", "over")
