@@ -194,6 +194,8 @@ __global__ void __launch_bounds__(kBlockThreads) pointGroupsKernel(T const* __re
             for (int32_t l = 0; l < nbLevels; ++l)
             {
                 Level const level = levels[l];
+                // Unrolled so that the next points' locations load while this point's gathers wait.
+#pragma unroll 4
                 for (int32_t p = 0; p < points; ++p, loc += 2, ++att)
                 {
                     Corners s;
