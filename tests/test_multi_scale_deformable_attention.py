@@ -16,7 +16,7 @@ from plugkit.tolerances import compare
 NAME = "MultiScaleDeformableAttention"
 SCHEMA = get_schema(NAME)
 OP = op_module(NAME)
-TACTICS = [2, 3, 1]  # the fast mappings first: the default where nothing chooses
+TACTICS = [2, 3, 4, 1]  # the fast mappings first: the default where nothing chooses
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_tactics_the_fast_mappings_first(creator):
     plugin = creator.create({})
     assert plugin.valid_tactics() == TACTICS
     assert plugin.tactics() == [Tactic(2, "point groups 16B"), Tactic(3, "point groups 8B"),
-                                Tactic(1, "channel threads")]
+                                Tactic(4, "split points"), Tactic(1, "channel threads")]
     with pytest.raises(PluginError, match="tactic 4 is not one of this plugin's tactics"):
         plugin.set_tactic(4)
 
@@ -262,6 +262,9 @@ GPU_CASES = {
     "D=3 scalar lanes": OP.case(2, [(7, 5), (4, 3)], 19, heads=5, channels=3, points=2),
     "D=12 fp16: 8-byte vectors": OP.case(1, [(6, 6)], 21, heads=2, channels=12, points=4),
     "D=64": OP.case(2, [(8, 12), (4, 6)], 40, heads=4, channels=64, points=4),
+    "D=16 P=3: split points, samples not a multiple of 4": OP.case(3, [(7, 6), (3, 3)], 37, heads=3, channels=16,
+                                                                   points=3),
+    "D=5 split points of scalar lanes": OP.case(2, [(4, 5)], 13, heads=7, channels=5, points=4),
     "D=512 lanes loop": OP.case(1, [(5, 5), (3, 3)], 6, heads=2, channels=512, points=2),
     "32 levels": OP.case(1, [(2, 3)] * 31 + [(1, 1)], 5, heads=2, channels=8, points=2),
     "many queries": OP.case(2, [(20, 30), (10, 15), (5, 8), (3, 4)], 3001, heads=8, channels=32, points=4),

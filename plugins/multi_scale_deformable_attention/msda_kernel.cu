@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 
 namespace plugkit::msda
 {
@@ -233,6 +234,101 @@ __global__ void __launch_bounds__(kBlockThreads) pointGroupsKernel(T const* __re
     }
 }
 
+// ---- tactic 4: point groups whose points are split over 4 slices of lanes ----
+// For short grids (decoder queries): a (b, q, h) gets `channelLanes` x 4 lanes; slice k takes
+// the points k, k+4, ... for the same channels, and the slices' sums meet by shuffles. A
+// group's channels fit its lanes in one pass (the launcher checks). Every lane of a warp runs
+// the same loop trips, so the full-warp shuffles see all 32 lanes.
+
+constexpr int32_t kSlices = 4;
+
+template <typename T, int32_t VEC, typename I>
+__global__ void __launch_bounds__(kBlockThreads) splitPointsKernel(T const* __restrict__ value,
+    I const* __restrict__ shapes, I const* __restrict__ starts, T const* __restrict__ locations,
+    T const* __restrict__ weights, T* __restrict__ output, int64_t groups, int32_t channelLanes, int64_t spatial,
+    int32_t heads, int32_t channels, int32_t nbLevels, int32_t points, int64_t queries)
+{
+    __shared__ Level levels[kMaxLevels];
+    waitForPrerequisites();
+    allowDependents();
+    loadLevels(levels, shapes, starts, nbLevels, spatial);
+    __syncthreads();
+    using V = Vec<T, VEC>;
+    int32_t const groupLanes = channelLanes * kSlices;
+    int32_t const groupsPerWarp = 32 / groupLanes;
+    int32_t const laneInWarp = threadIdx.x % 32;
+    int32_t const c = laneInWarp % channelLanes; // this lane's vector of channels
+    int32_t const slice = (laneInWarp % groupLanes) / channelLanes;
+    int32_t const vectors = channels / VEC;
+    int32_t const samples = nbLevels * points;
+    int64_t const headChannels = static_cast<int64_t>(heads) * channels;
+    int32_t const headVectors = static_cast<int32_t>(headChannels / VEC);
+    int64_t const warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
+    int64_t const warp = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32;
+    for (int64_t first = warp * groupsPerWarp; first < groups; first += warps * groupsPerWarp)
+    {
+        int64_t const bqh = first + laneInWarp / groupLanes;
+        bool const active = bqh < groups && c < vectors;
+        float acc[VEC];
+#pragma unroll
+        for (int32_t e = 0; e < VEC; ++e)
+        {
+            acc[e] = 0.0F;
+        }
+        if (active)
+        {
+            int32_t const h = static_cast<int32_t>(bqh % heads);
+            int64_t const b = bqh / heads / queries;
+            V const* v = reinterpret_cast<V const*>(value + b * spatial * headChannels + h * channels);
+            T const* loc = locations + bqh * samples * 2;
+            T const* att = weights + bqh * samples;
+#pragma unroll 2
+            for (int32_t i = slice; i < samples; i += kSlices)
+            {
+                Corners s;
+                if (!corners(levels[i / points], toFloat(loc[2 * i]), toFloat(loc[2 * i + 1]), toFloat(att[i]), s))
+                {
+                    continue;
+                }
+                V corner[4];
+#pragma unroll
+                for (int32_t k = 0; k < 4; ++k)
+                {
+                    corner[k] = s.inside[k] ? v[static_cast<int64_t>(s.offset[k]) * headVectors + c] : V{};
+                }
+#pragma unroll
+                for (int32_t k = 0; k < 4; ++k)
+                {
+#pragma unroll
+                    for (int32_t e = 0; e < VEC; ++e)
+                    {
+                        acc[e] += s.weight[k] * toFloat(corner[k].v[e]);
+                    }
+                }
+            }
+        }
+        // Sum the slices: lanes channelLanes, 2*channelLanes apart hold the same channels.
+        for (int32_t m = channelLanes; m < groupLanes; m *= 2)
+        {
+#pragma unroll
+            for (int32_t e = 0; e < VEC; ++e)
+            {
+                acc[e] += __shfl_xor_sync(0xFFFFFFFFU, acc[e], m);
+            }
+        }
+        if (active && slice == 0)
+        {
+            V result;
+#pragma unroll
+            for (int32_t e = 0; e < VEC; ++e)
+            {
+                result.v[e] = fromFloat<T>(acc[e]);
+            }
+            reinterpret_cast<V*>(output + bqh * channels)[c] = result;
+        }
+    }
+}
+
 int32_t nextPowerOfTwo(int32_t n)
 {
     int32_t p = 1;
@@ -289,6 +385,46 @@ void launchPointGroups(Problem const& p, size_t bytes, cudaStream_t stream)
     }
 }
 
+//! Split points with the widest vectors that fit, when a group's channels fit in 32 / 4 lanes in
+//! one pass; else the point groups of 16-byte vectors.
+template <typename T, typename I>
+void launchSplitPoints(Problem const& p, cudaStream_t stream)
+{
+    auto launchWith = [&](auto vecTag) {
+        constexpr int32_t VEC = decltype(vecTag)::value;
+        int64_t const groups = p.batch * p.queries * p.heads;
+        int32_t const channelLanes = nextPowerOfTwo(p.channels / VEC);
+        int32_t const groupsPerWarp = 32 / (channelLanes * kSlices);
+        int64_t const warps = (groups + groupsPerWarp - 1) / groupsPerWarp;
+        launchKernel(splitPointsKernel<T, VEC, I>, dim3(static_cast<unsigned>(gridFor(warps * 32))),
+            dim3(kBlockThreads), 0, stream, static_cast<T const*>(p.value), static_cast<I const*>(p.spatialShapes),
+            static_cast<I const*>(p.levelStartIndex), static_cast<T const*>(p.locations),
+            static_cast<T const*>(p.weights), static_cast<T*>(p.output), groups, channelLanes, p.spatial, p.heads,
+            p.channels, p.levels, p.points, p.queries);
+    };
+    auto fits = [&](size_t vectorBytes) {
+        int32_t const vec = static_cast<int32_t>(vectorBytes / sizeof(T));
+        return p.channels % vec == 0 && nextPowerOfTwo(p.channels / vec) * kSlices <= 32
+            && aligned(p.value, vectorBytes) && aligned(p.output, vectorBytes);
+    };
+    if (fits(16))
+    {
+        launchWith(std::integral_constant<int32_t, static_cast<int32_t>(16 / sizeof(T))>{});
+    }
+    else if (fits(8))
+    {
+        launchWith(std::integral_constant<int32_t, static_cast<int32_t>(8 / sizeof(T))>{});
+    }
+    else if (p.channels * kSlices <= 32)
+    {
+        launchWith(std::integral_constant<int32_t, 1>{});
+    }
+    else
+    {
+        launchPointGroups<T, I>(p, 16, stream);
+    }
+}
+
 template <typename T, typename I>
 void launchTyped(Problem const& p, int32_t tactic, cudaStream_t stream)
 {
@@ -306,6 +442,7 @@ void launchTyped(Problem const& p, int32_t tactic, cudaStream_t stream)
     }
     case kPointGroups: launchPointGroups<T, I>(p, 16, stream); return;
     case kPointGroupsNarrow: launchPointGroups<T, I>(p, 8, stream); return;
+    case kSplitPoints: launchSplitPoints<T, I>(p, stream); return;
     default: break;
     }
     throw Error("unknown tactic " + std::to_string(tactic));

@@ -15,6 +15,7 @@ enum Tactic : int32_t
     kChannelThreads = 1, //!< the original CUDA mapping: a thread an output channel, scalar loads
     kPointGroups = 2,       //!< a group of lanes a (batch, query, head), 16-byte vector gathers, point math once a lane
     kPointGroupsNarrow = 3, //!< the same with 8-byte vectors: twice the lanes a group, half the registers
+    kSplitPoints = 4,       //!< point groups whose points are split over 4 slices of lanes (short grids)
 };
 
 //! One launch: value [B, S, H, D], spatial_shapes [L, 2], level_start_index [L],

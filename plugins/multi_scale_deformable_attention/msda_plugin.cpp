@@ -38,7 +38,7 @@ public:
     //! The fast mapping first: it is what runs where no tactic is chosen (TensorRT's default 0).
     std::vector<int32_t> tactics() const
     {
-        return {kPointGroups, kPointGroupsNarrow, kChannelThreads};
+        return {kPointGroups, kPointGroupsNarrow, kSplitPoints, kChannelThreads};
     }
 
     char const* tacticName(int32_t tactic) const
@@ -48,6 +48,7 @@ public:
         case kChannelThreads: return "channel threads";
         case kPointGroups: return "point groups 16B";
         case kPointGroupsNarrow: return "point groups 8B";
+        case kSplitPoints: return "split points";
         default: return "unknown";
         }
     }
