@@ -65,8 +65,8 @@ def test_tactics_the_fast_mappings_first(creator):
     assert plugin.valid_tactics() == TACTICS
     assert plugin.tactics() == [Tactic(2, "point groups 16B"), Tactic(3, "point groups 8B"),
                                 Tactic(4, "split points"), Tactic(1, "channel threads")]
-    with pytest.raises(PluginError, match="tactic 4 is not one of this plugin's tactics"):
-        plugin.set_tactic(4)
+    with pytest.raises(PluginError, match="tactic 5 is not one of this plugin's tactics"):
+        plugin.set_tactic(5)
 
 
 # ------------------------------------------------------------------ shapes and dtypes
