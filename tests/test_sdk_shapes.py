@@ -67,6 +67,18 @@ def test_trim_cuts_each_data_dependent_output_to_the_size_written(creator):
         prepared.trim([indices, mask, np.array(13, dtype=np.int32)])
 
 
+@pytest.mark.parametrize("mistake, message", [
+    ("int64_size", "size-tensor output 1 has dtype int64; TensorRT requires int32"),
+    ("bool_output", "output 0 has dtype bool; TensorRT does not support BOOL or UINT8 plugin outputs"),
+    ("size_not_0d", "declared output 1 a size tensor; TensorRT needs it to be an output of the plugin with nbDims = 0"),
+])
+def test_host_refuses_what_tensorrt_refuses(mistake, message):
+    creator = library().creator("SizeTensorMisuse")
+    assert PreparedPlugin(creator, {"mistake": "none"}, [("float32", [6])]).output_shapes == [[6], []]
+    with pytest.raises(PluginError, match=message):
+        PreparedPlugin(creator, {"mistake": mistake}, [("float32", [6])])
+
+
 def test_schemas_name_integer_and_bool_dtypes():
     assert TensorSpec("labels", dtype="int32").dtype == "int32"
     for dtype in ("int64", "bool", "uint8"):

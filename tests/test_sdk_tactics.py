@@ -4,9 +4,9 @@ getTimingCacheID, driven in TensorRT's order, on the test-only TacticScale plugi
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
+from plugkit import bench
 from plugkit.host import PluginError, PreparedPlugin, Tactic, run
 
 from sdk_test_library import BUILD, SOURCE, library
@@ -67,6 +67,12 @@ def test_set_tactic_refuses_a_value_the_plugin_did_not_declare(creator):
         PreparedPlugin(creator, {"variants": 2}, [("float32", [2])], tactic=3)
 
 
+def test_tactic_values_must_be_positive():
+    plugin = library().creator("SizeTensorMisuse").create({"mistake": "zero_tactic"})
+    with pytest.raises(PluginError, match=r"tactics\(\) must return unique positive values; got 2, 0"):
+        plugin.valid_tactics()
+
+
 def test_serialization_round_trip_with_a_chosen_tactic(creator):
     build = creator.create({"factor": 0.5, "variants": 3})
     build.set_tactic(3)
@@ -93,6 +99,26 @@ def test_bench_tactics_and_overhead_are_separate_runs():
                              "--plugins-dir", str(SOURCE / "ops"), "--library", str(BUILD / "libsdk_test_plugins.so")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "--tactics and --overhead are separate runs" in result.stderr
+
+
+def test_tactic_rows_name_the_fastest_and_its_lead():
+    row = bench.TacticRow([[64, 128]], "float16", [Tactic(1, "one-per-thread"), Tactic(2, "grid-stride")],
+                          {1: 3.0, 2: 2.0})
+    assert row.best == Tactic(2, "grid-stride") and row.margin == pytest.approx(1.5)
+    line = bench.format_tactic_row(row)
+    assert line.startswith("64x128") and "1:one-per-thread 3.0  2:grid-stride 2.0" in line
+    assert line.endswith("TensorRT picks 2 (grid-stride), 1.50x ahead of the next")
+    single = bench.TacticRow([[8]], "float32", [Tactic(1, "only")], {1: 1.0})
+    assert single.margin is None and bench.format_tactic_row(single).endswith("the only tactic")
+
+
+def test_overhead_rows_say_whether_enqueue_meets_the_goal():
+    fast = bench.OverheadRow([[1, 4096], [4096]], "float16", [2.0, 3.0, 4.0], [20.0, 21.0, 30.0])
+    assert fast.summary() == {"enqueue_median": 3.0, "enqueue_p90": 4.0, "python_median": 21.0, "python_p90": 30.0}
+    assert bench.format_overhead_row(fast).split() == ["1x4096", "4096", "float16", "3.00", "4.00", "21.00",
+                                                       "30.00", "ok"]
+    slow = bench.OverheadRow([[1, 4096], [4096]], "float16", [6.0], [30.0])
+    assert bench.format_overhead_row(slow).endswith("over")
 
 
 # ------------------------------------------------------------------ GPU

@@ -398,8 +398,8 @@ def tactic_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Seque
     nbytes = sum(t.numel() * t.element_size() for t in list(inputs) + list(outputs))
     sets = tensor_sets(nbytes, warm)
 
-    def timer(launches):
-        times = time_graphs(launches, launches=sets * math.ceil(20 / sets), rounds=rounds, scrub=not warm)
+    def timer(fns):
+        times = time_graphs(fns, launches=sets * math.ceil(20 / sets), rounds=rounds, scrub=not warm)
         return {t: statistics.median(v) for t, v in times.items()}
 
     copies = [(inputs, outputs)] + [([t.clone() for t in inputs], prepared.allocate_outputs(inputs[0]))

@@ -149,10 +149,15 @@ public:
         {
             return mTactic;
         }
-        return guarded<int32_t>("tactic", who(), 0, [&] {
-            std::vector<int32_t> const valid = self().tactics();
+        try
+        {
+            std::vector<int32_t> const valid = self().tactics(); // getValidTactics reported any error already
             return valid.empty() ? 0 : valid.front();
-        });
+        }
+        catch (...)
+        {
+            return 0;
+        }
     }
 
     // ---- IPluginV3 ----
@@ -268,6 +273,12 @@ public:
             std::vector<int32_t> const valid = self().tactics();
             PLUGKIT_CHECK(tactics != nullptr && nbTactics == static_cast<int32_t>(valid.size()),
                 "asked for " << nbTactics << " tactics; the plugin has " << valid.size());
+            for (size_t i = 0; i < valid.size(); ++i)
+            {
+                // TensorRT reserves 0 for its default tactic and needs the values unique.
+                PLUGKIT_CHECK(valid[i] > 0 && std::find(valid.begin(), valid.begin() + i, valid[i]) == valid.begin() + i,
+                    "tactics() must return unique positive values; got " << tacticList(valid));
+            }
             std::copy(valid.begin(), valid.end(), tactics);
         });
     }

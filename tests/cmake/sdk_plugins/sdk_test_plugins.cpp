@@ -4,6 +4,7 @@
 //  NonZeroProbe: TensorRT's INonZero for a 2-D input of any dtype plugkit accepts: indices [2, K]
 //                (INT32, or INT64 with int64_indices=1), K data-dependent with upper bound R*C; a
 //                [R, C] INT32 mask; K itself as the size tensor, the last output.
+//  SizeTensorMisuse: declarations TensorRT refuses (per `mistake`), for the host's refusals; never enqueued.
 #include "plugkit/plugin.h"
 
 #include <cuda_runtime_api.h>
@@ -129,5 +130,52 @@ public:
 };
 
 PLUGKIT_REGISTER_PLUGIN(NonZeroProbePlugin)
+
+struct MisuseAttrs
+{
+    std::string mistake = "none"; // "int64_size", "bool_output", "size_not_0d", "zero_tactic"
+    static constexpr auto fields = plugkit::fieldTable(plugkit::field("mistake", &MisuseAttrs::mistake));
+};
+
+class SizeTensorMisusePlugin : public plugkit::Plugin<SizeTensorMisusePlugin, MisuseAttrs>
+{
+public:
+    static constexpr char const* kName = "SizeTensorMisuse";
+    static constexpr char const* kVersion = "1";
+    static constexpr char const* kNamespace = "sdktest";
+    static constexpr int32_t kNbInputs = 1;
+    static constexpr int32_t kNbOutputs = 2;
+    static constexpr plugkit::IoRule kIoRules[] = {plugkit::anyOf(plugkit::kFloat32Only),
+        plugkit::anyOf(plugkit::kFloat32Only | plugkit::typeBit(nvinfer1::DataType::kBOOL)),
+        plugkit::anyOf(plugkit::kIndexTypes)};
+
+    using Plugin::Plugin;
+
+    std::vector<int32_t> tactics() const
+    {
+        return attrs().mistake == "zero_tactic" ? std::vector<int32_t>{2, 0} : std::vector<int32_t>{};
+    }
+
+    void outputDataTypes(nvinfer1::DataType const*, nvinfer1::DataType* out) const
+    {
+        out[0] = attrs().mistake == "bool_output" ? nvinfer1::DataType::kBOOL : nvinfer1::DataType::kFLOAT;
+        out[1] = attrs().mistake == "int64_size" ? nvinfer1::DataType::kINT64 : nvinfer1::DataType::kINT32;
+    }
+
+    void outputShapes(nvinfer1::DimsExprs const* in, nvinfer1::DimsExprs* out, nvinfer1::IExprBuilder& b) const
+    {
+        out[0].nbDims = 1;
+        out[0].d[0] = b.declareSizeTensor(1, *in[0].d[0], *in[0].d[0]);
+        out[1].nbDims = attrs().mistake == "size_not_0d" ? 1 : 0;
+        out[1].d[0] = b.constant(1);
+    }
+
+    void enqueue(plugkit::Tensors const&, void*, cudaStream_t) const
+    {
+        PLUGKIT_CHECK(false, "test-only plugin: never enqueued");
+    }
+};
+
+PLUGKIT_REGISTER_PLUGIN(SizeTensorMisusePlugin)
 
 } // namespace sdktest
