@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from plugkit.cli import main as plugkit
-from plugkit.op_modules import op_module
+from plugkit.ops import op_module
 
 LEVELS = [(12, 16), (6, 8), (3, 4)]
 DIM, HEADS, POINTS = 64, 4, 4

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from plugkit import engine, testing
-from plugkit.onnx_reference import run_reference_model
+from plugkit.onnx_tools.reference import run_reference_model
 
 import recognizer_engine  # examples/ is on sys.path under pytest
 

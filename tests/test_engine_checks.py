@@ -13,7 +13,8 @@ import pytest
 
 import plugkit
 from plugkit import engine
-from plugkit.errors import PlugkitError
+from plugkit.commands._common import parse_input_files
+from plugkit.errors import OutputExistsError, PlugkitError
 from plugkit.engine import (EngineError, EngineFileError, EngineMetadata, EngineMismatchError, InputError,
                             TensorInfo)
 from plugkit.shapes import ShapeRange, ShapeSpecError, onnx_input_dims
@@ -48,7 +49,7 @@ def test_default_output_and_options(model_path, library):
 def test_build_refuses_to_overwrite_without_force(model_path, tmp_path):
     out = tmp_path / "model.engine"
     out.write_bytes(b"old")
-    with pytest.raises(EngineError, match="already exists; pass --force"):
+    with pytest.raises(OutputExistsError, match="already exists"):
         engine.validate_build_options(model_path, out)
     assert engine.validate_build_options(model_path, out, force=True).force
     with pytest.raises(EngineError, match="would overwrite the model"):
@@ -294,17 +295,17 @@ def test_make_inputs():
 
 def test_parse_input_files(tmp_path):
     np.save(tmp_path / "x.npy", np.ones((2, 3), np.float32))
-    feeds = engine.parse_input_files([f"images={tmp_path / 'x.npy'}"])
+    feeds = parse_input_files([f"images={tmp_path / 'x.npy'}"])
     assert feeds["images"].shape == (2, 3)
     with pytest.raises(InputError, match="write NAME=FILE.npy"):
-        engine.parse_input_files(["images"])
+        parse_input_files(["images"])
     with pytest.raises(InputError, match="does not exist"):
-        engine.parse_input_files([f"images={tmp_path / 'none.npy'}"])
+        parse_input_files([f"images={tmp_path / 'none.npy'}"])
     (tmp_path / "bad.npy").write_text("nope")
     with pytest.raises(InputError, match="not a NumPy .npy array"):
-        engine.parse_input_files([f"images={tmp_path / 'bad.npy'}"])
+        parse_input_files([f"images={tmp_path / 'bad.npy'}"])
     with pytest.raises(InputError, match="twice"):
-        engine.parse_input_files([f"a={tmp_path / 'x.npy'}", f"a={tmp_path / 'x.npy'}"])
+        parse_input_files([f"a={tmp_path / 'x.npy'}", f"a={tmp_path / 'x.npy'}"])
 
 
 # --- latency, progress, comparison -------------------------------------------------

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from plugkit import testing
 from plugkit.cli import build_parser, main
-from plugkit.onnx_reference import run_reference_model
+from plugkit.onnx_tools.reference import run_reference_model
 
 from test_doctor import plugged_model
 
@@ -50,6 +50,15 @@ def test_engine_cli_errors_are_messages(tmp_path, capsys):
     assert "--serialize-plugins needs --version-compatible" in capsys.readouterr().err
     assert main(["engine", str(model), "--no-check", "--shapes", "x:1x8,9x8,4x8"]) == 2
     assert "MIN <= OPT <= MAX" in capsys.readouterr().err
+
+
+def test_engine_cli_says_force_where_the_library_says_force_true(tmp_path, capsys):
+    model, out = tmp_path / "m.onnx", tmp_path / "m.engine"
+    onnx.save(plugged_model(), model)
+    out.write_bytes(b"old")
+    assert main(["engine", str(model), "-o", str(out), "--no-check"]) == 2
+    assert "already exists; pass --force to overwrite it" in capsys.readouterr().err
+    assert out.read_bytes() == b"old"
 
 
 def test_engine_cli_stops_on_missing_plugin_before_tensorrt(tmp_path, capsys):

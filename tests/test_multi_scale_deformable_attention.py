@@ -9,7 +9,7 @@ import pytest
 
 from plugkit import testing
 from plugkit.host import PluginError, PreparedPlugin, Tactic
-from plugkit.op_modules import op_module
+from plugkit.ops import op_module
 from plugkit.ops import get_schema
 from plugkit.tolerances import compare
 

@@ -8,7 +8,8 @@ import onnx_chains as chains
 from plugkit.cli import main
 from plugkit.errors import OnnxModelError
 from plugkit.onnx_tools import insert_plugins, plugin_nodes
-from plugkit.onnx_tools.verify import input_specs, parse_dims, random_feeds, verify_models
+from plugkit.commands._common import parse_dims
+from plugkit.onnx_tools.verify import input_specs, random_feeds, verify_models
 
 
 @pytest.fixture

@@ -39,7 +39,9 @@ import os
 import statistics
 from typing import Any, Callable, Mapping, Sequence
 
+from . import tensors
 from .host import PluginLibrary, PreparedPlugin
+from .ops import case_inputs
 from .schema import OpSchema
 
 
@@ -210,10 +212,8 @@ def contenders(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
     tensors in turn; the bytes one launch moves; the sets."""
     import torch
 
-    from .testing import random_inputs
-
     attrs = schema.resolve_attrs(attrs)
-    inputs = random_inputs(schema, shapes, dtype, seed=0, values=values)
+    inputs = case_inputs(schema, shapes, dtype, seed=0, values=values)
     specs = [(str(t.dtype).replace("torch.", ""), list(t.shape)) for t in inputs]  # integer inputs keep theirs
     prepared = [PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs, specs)
                 for library in libraries]
@@ -312,11 +312,7 @@ def profile_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: S
 
 
 def require_cuda() -> None:
-    import torch
-
-    if not torch.cuda.is_available():
-        from .errors import PlugkitError
-        raise PlugkitError("benchmarks need a CUDA device; none is visible")
+    tensors.require_cuda("benchmarks")
 
 
 def cases_and_dtypes(schema: OpSchema, cases: Sequence[Mapping[str, Any]] | None = None,
@@ -384,10 +380,9 @@ def tactic_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Seque
                 values: Mapping[str, Any] | None = None) -> TacticRow:
     """Time every valid tactic of the op at one case, in the same interleaved rounds."""
     from .errors import PlugkitError
-    from .testing import random_inputs
 
     attrs = schema.resolve_attrs(attrs)
-    inputs = random_inputs(schema, shapes, dtype, seed=0, values=values)
+    inputs = case_inputs(schema, shapes, dtype, seed=0, values=values)
     prepared = PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
                               [(str(t.dtype).replace("torch.", ""), list(t.shape)) for t in inputs])
     tactics = prepared.build_plugin.tactics()
@@ -470,10 +465,8 @@ def overhead_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Seq
 
     import torch
 
-    from .testing import random_inputs
-
     attrs = schema.resolve_attrs(attrs)
-    inputs = random_inputs(schema, shapes, dtype, seed=0, values=values)
+    inputs = case_inputs(schema, shapes, dtype, seed=0, values=values)
     prepared = PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
                               [(str(t.dtype).replace("torch.", ""), list(t.shape)) for t in inputs])
     outputs = prepared.allocate_outputs(inputs[0])

@@ -8,7 +8,7 @@ import pkgutil
 import sys
 
 from . import __version__, commands
-from .errors import PlugkitError
+from .errors import OutputExistsError, PlugkitError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"plugkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # shared helpers, not commands
+            continue
         importlib.import_module(f"{commands.__name__}.{info.name}").register(subparsers)
     return parser
 
@@ -35,5 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         # Errors a user can cause carry a message that names the thing and the fix.
         if os.environ.get("PLUGKIT_DEBUG"):
             raise
-        print(f"plugkit {args.command}: error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if isinstance(exc, OutputExistsError):  # the library speaks of force=True; here it is a flag
+            message = message.replace(" (force=True overwrites it)", "; pass --force to overwrite it")
+        print(f"plugkit {args.command}: error: {message}", file=sys.stderr)
         return 2

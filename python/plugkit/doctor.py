@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .errors import HostUnavailableError, PlugkitError  # noqa: F401 (HostUnavailableError: re-exported)
+from .errors import DoctorError, HostUnavailableError, PlugkitError  # noqa: F401 (re-exported)
 from .plugin_libraries import check_library_paths, open_libraries  # noqa: F401
 
 # Domains whose ops the ONNX parser imports itself (never through plugins).
@@ -36,14 +36,6 @@ DEFAULT_PLUGIN_VERSION = "1"
 # TensorRT's own plugin library (libnvinfer_plugin, loaded by the builder) names
 # its plugins like this; they are not in the user's libraries and are not checked.
 TENSORRT_PLUGIN_SUFFIX = "_TRT"
-
-
-class DoctorError(PlugkitError):
-    """Plugin nodes of a model that no loaded library provides."""
-
-    def __init__(self, report: "DoctorReport"):
-        self.report = report
-        super().__init__(report.format())
 
 
 @functools.lru_cache(maxsize=None)

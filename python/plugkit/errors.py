@@ -28,8 +28,47 @@ class OpsetConflictError(PlugkitError, ValueError):
     """A model whose opset imports clash with what plugkit needs to add."""
 
 
+class ExprError(PlugkitError, ValueError):
+    """An --expr that is not a valid elementwise expression."""
+
+
+class ScaffoldError(PlugkitError, ValueError):
+    """A `plugkit new` request that cannot produce a working plugin; the message says why."""
+
+
+class ShapeSpecError(PlugkitError, ValueError):
+    """A shape or shape spec that cannot be read, or that does not fit the model."""
+
+
+class PrecisionError(PlugkitError, ValueError):
+    """Precision flags that cannot be honoured together."""
+
+
+class OutputExistsError(PlugkitError, FileExistsError):
+    """An output file that exists and may not be overwritten (``force=False``).
+    The CLI adds how to overwrite it (``--force``)."""
+
+
+# --- plugin libraries --------------------------------------------------------
+
+class PluginLibraryError(PlugkitError):
+    """A missing file, a file that is not a plugin library, or no such plugin in it."""
+
+
+class PluginError(PlugkitError):
+    """A plugin call failed; the message carries what the plugin logged."""
+
+
 class HostUnavailableError(PlugkitError):
     """The plugin host (plugkit._host) cannot be imported, so creators cannot be read."""
+
+
+class DoctorError(PlugkitError):
+    """Plugin nodes of a model that no loaded library provides."""
+
+    def __init__(self, report):  # a plugkit.doctor.DoctorReport
+        self.report = report
+        super().__init__(report.format())
 
 
 # --- engines -----------------------------------------------------------------

@@ -14,11 +14,7 @@ import dataclasses
 import math
 from typing import Callable, Sequence
 
-from .errors import PlugkitError
-
-
-class ExprError(PlugkitError, ValueError):
-    """An --expr that is not a valid elementwise expression."""
+from .errors import ExprError
 
 
 # Precedence of what a printed expression is, for deciding where parentheses go.

@@ -20,21 +20,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import PlugkitError
+from .errors import PlugkitError, PluginError, PluginLibraryError
+from .tensors import dtype_name as _dtype_name, to_numpy
 
 try:
     from . import _host
 except ImportError as exc:  # pragma: no cover - only without the compiled extension
     _host = None
     _HOST_IMPORT_ERROR = exc
-
-
-class PluginLibraryError(PlugkitError):
-    """A missing file, a file that is not a plugin library, or no such plugin in it."""
-
-
-class PluginError(PlugkitError):
-    """A plugin call failed; the message carries what the plugin logged."""
 
 
 def _native():
@@ -400,12 +393,6 @@ def _values(pairs):
 
 # --------------------------------------------------------------------------- tensors
 
-def _dtype_name(dtype) -> str:
-    name = str(dtype).replace("torch.", "")
-    return {"half": "float16", "float": "float32", "double": "float64", "long": "int64",
-            "int": "int32", "bool_": "bool"}.get(name, name)
-
-
 def _is_torch(t) -> bool:
     return type(t).__module__.startswith("torch")
 
@@ -614,11 +601,9 @@ class PreparedPlugin:
 
 
 def _to_numpy(t) -> np.ndarray:
-    if _is_torch(t):
-        return t.detach().cpu().numpy()
-    if hasattr(t, "get"):  # cupy
+    if not _is_torch(t) and hasattr(t, "__cuda_array_interface__"):  # cupy: to_numpy takes torch or host arrays
         return t.get()
-    return np.asarray(t)
+    return to_numpy(t)
 
 
 def run(creator: Creator, inputs: Sequence[Any], attrs: Mapping[str, Any] | None = None,

@@ -5,9 +5,10 @@ import ctypes
 import dataclasses
 from pathlib import Path
 
-from .errors import PlugkitError
+from .errors import EngineMismatchError, PlugkitError, TensorRTMissingError
 from .host import PluginError, PluginLibrary, PluginLibraryError
 from .ops import load_schemas, plugins_dir
+from .schema import OpSchema
 
 
 def describe(library: PluginLibrary) -> str:
@@ -36,6 +37,25 @@ class CheckReport:
         return not self.problems
 
 
+def check_fields(library: PluginLibrary, schema: OpSchema) -> list[str]:
+    """Differences between the fields the compiled creator reports and the schema's attributes
+    (``check`` reports them; the plugin tests assert there are none)."""
+    try:
+        creator = library.creator(schema.name, schema.version, schema.namespace)
+    except Exception as exc:  # noqa: BLE001 - reported as a problem, not raised
+        return [str(exc)]
+    expected = [(name, ftype, is_array) for name, ftype, is_array in schema.fields()]
+    actual = [(f.name, f.type, f.is_array) for f in creator.info.fields]
+    if expected == actual:
+        return []
+
+    def show(fields):
+        return ", ".join(f"{n}:{t}{'[]' if a else ''}" for n, t, a in fields) or "none"
+
+    return [f"{schema.name}: the compiled creator's fields ({show(actual)}) differ from "
+            f"op.py's attributes ({show(expected)})"]
+
+
 def _exports_entry_point(path: str) -> bool:
     try:
         lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_LOCAL", 0))
@@ -47,8 +67,6 @@ def _exports_entry_point(path: str) -> bool:
 def check(path: str | Path, plugins_root: str | Path | None = None) -> CheckReport:
     """Check a plugin library: the entry point, creation from default fields, fields against
     the op schemas in ``plugins/*/op.py``, and compiled-vs-installed TensorRT versions."""
-    from .testing import check_fields  # the same comparison the tests make
-
     report = CheckReport()
     path = str(path)
     try:
@@ -92,7 +110,7 @@ def check(path: str | Path, plugins_root: str | Path | None = None) -> CheckRepo
 
 
 def _check_runtime_version(library: PluginLibrary) -> list[str]:
-    from .engine import EngineMismatchError, TensorRTMissingError, check_plugin_library_version, import_tensorrt
+    from .engine import check_plugin_library_version, import_tensorrt
 
     try:
         trt = import_tensorrt()

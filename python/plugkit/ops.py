@@ -1,10 +1,18 @@
-"""Finding the op schemas declared in ``plugins/*/op.py``."""
+"""Finding ops: the one home for op lookup.
+
+An op lives in a folder of the plugins folder (``plugins/rms_norm/``), whose
+``op.py`` declares its schema (``schema = OpSchema(...)``) and may hold more
+(``fake`` output shapes for PyTorch tracing); files beside it add tools
+(``patterns.py`` for ``plugkit insert``). Every command and module finds an op
+here, by its name (``RMSNorm``) or its folder (``rms_norm``).
+"""
 from __future__ import annotations
 
 import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from .errors import SchemaError, UnknownOpError
 from .schema import OpSchema
@@ -59,10 +67,48 @@ def load_schemas(root: str | os.PathLike | None = None) -> dict[str, OpSchema]:
     return schemas
 
 
-def get_schema(name: str, root: str | os.PathLike | None = None) -> OpSchema:
-    schemas = load_schemas(root)
+def op_module(op: str, root: str | os.PathLike | None = None) -> ModuleType:
+    """The imported ``op.py`` of ``op``: an op name (RMSNorm) or its folder (rms_norm)."""
+    folder = plugins_dir(root)
+    op_file = folder / op / "op.py"
+    if op_file.is_file():
+        return load_op_module(op_file)
+    found, known = [], []
+    for op_file in sorted(folder.glob("*/op.py")):
+        module = load_op_module(op_file)
+        known.append(module.schema.name)
+        if module.schema.name == op:
+            found.append(module)
+    if len(found) > 1:
+        raise SchemaError(f"op {op} is declared twice (in {', '.join(m.__file__ for m in found)})")
+    if not found:
+        raise UnknownOpError(f"unknown op {op!r}; ops in {folder}: {', '.join(sorted(known)) or 'none'}")
+    return found[0]
+
+
+def get_schema(op: str, root: str | os.PathLike | None = None) -> OpSchema:
+    """The schema of ``op``: an op name (RMSNorm) or its folder (rms_norm)."""
+    return op_module(op, root).schema
+
+
+def sibling_module(op: str, filename: str, root: str | os.PathLike | None = None) -> ModuleType | None:
+    """Import ``filename`` from ``op``'s folder, or None if there is none."""
+    path = Path(op_module(op, root).__file__).with_name(filename)
+    if not path.is_file():
+        return None
+    return import_file(path, f"plugkit_ops.{path.parent.name}.{path.stem}")
+
+
+def case_inputs(schema: OpSchema, shapes, dtype: str, seed: int, device: str = "cuda", values=None) -> list:
+    """Inputs of one test or bench case: the op.py's own ``random_inputs(shapes, dtype, seed,
+    device, values)`` when it defines one (index tables, coordinates in a range, from the case's
+    ``values``), else random normal tensors (:func:`plugkit.tensors.random_tensors`)."""
+    from . import tensors
+
     try:
-        return schemas[name]
-    except KeyError:
-        known = ", ".join(sorted(schemas)) or "none"
-        raise UnknownOpError(f"unknown op {name!r}; ops in {plugins_dir(root)}: {known}") from None
+        maker = getattr(op_module(schema.name), "random_inputs", None)
+    except UnknownOpError:  # a schema made elsewhere (a test's, a scaffold's)
+        maker = None
+    if maker is not None:
+        return maker(shapes, dtype, seed, device, values)
+    return tensors.random_tensors(shapes, dtype, seed, device)

@@ -10,6 +10,18 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import HostUnavailableError, PlugkitError
+from .ops import _SOURCE_ROOT
+
+DEFAULT_LIBRARY = "build/libplugkit_plugins.so"
+
+
+def default_library_path() -> Path:
+    """The plugin library commands and tests use when none is named:
+    $PLUGKIT_LIBRARY, else ./build/libplugkit_plugins.so, else the source tree's."""
+    if os.environ.get("PLUGKIT_LIBRARY"):
+        return Path(os.environ["PLUGKIT_LIBRARY"])
+    local = Path.cwd() / DEFAULT_LIBRARY
+    return local if local.exists() else _SOURCE_ROOT / DEFAULT_LIBRARY
 
 
 def check_library_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:

@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .errors import PlugkitError
-
-
-class PrecisionError(PlugkitError, ValueError):
-    """Precision flags that cannot be honoured together."""
+from .errors import PrecisionError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import PlugkitError, SchemaError
+from .errors import ScaffoldError, SchemaError
 from .expr import FUNCTIONS, Translation, free_names, translate
 from .ops import _SOURCE_ROOT
 from .schema import ATTR_TYPES, Attr
@@ -72,10 +72,6 @@ _CPP_TYPES = {
     "float32": "float", "int32": "int32_t", "int64": "int64_t", "float32[]": "std::vector<float>",
     "int32[]": "std::vector<int32_t>", "int64[]": "std::vector<int64_t>", "string": "std::string",
 }
-
-
-class ScaffoldError(PlugkitError, ValueError):
-    """A `plugkit new` request that cannot produce a working plugin; the message says why."""
 
 
 # --------------------------------------------------------------------------- names

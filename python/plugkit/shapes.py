@@ -16,11 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Mapping, Sequence
 
-from .errors import PlugkitError
-
-
-class ShapeSpecError(PlugkitError, ValueError):
-    """A shape or shape spec that cannot be read, or that does not fit the model."""
+from .errors import ShapeSpecError
 
 
 Shape = tuple[int, ...]

@@ -22,9 +22,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .op_modules import op_module
-from .ops import load_schemas
+from .ops import load_schemas, op_module
 from .schema import OpSchema
+from .tensors import to_numpy
 
 NAMESPACE = "plugkit"  # torch.ops.plugkit.*
 
@@ -58,13 +58,6 @@ def torch_schema(schema: OpSchema) -> str:
     return f"({', '.join(args)}) -> {outs if len(schema.outputs) == 1 else f'({outs})'}"
 
 
-def _to_numpy(t: torch.Tensor) -> np.ndarray:
-    t = t.detach().cpu()
-    if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64):
-        t = t.float()  # numpy has no bfloat16; references take float32 or float64
-    return t.numpy()
-
-
 def _output_dtype(inputs) -> torch.dtype:
     """Same convention as the ONNX reference: the first floating input's dtype."""
     return next((t.dtype for t in inputs if t.is_floating_point()), inputs[0].dtype)
@@ -76,7 +69,7 @@ def _eager(schema: OpSchema) -> Callable:
 
     def run_reference(*args):
         tensors, attrs = args[:n_inputs], dict(zip(names, args[n_inputs:]))
-        outputs = schema.run_reference(*(_to_numpy(t) for t in tensors), **attrs)
+        outputs = schema.run_reference(*(to_numpy(t, widen="float32") for t in tensors), **attrs)
         dtype, device = _output_dtype(tensors), tensors[0].device
         result = tuple(torch.from_numpy(np.ascontiguousarray(y)).to(device=device, dtype=dtype)
                        for y in outputs)

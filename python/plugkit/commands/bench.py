@@ -2,8 +2,9 @@
 from .. import bench
 from ..errors import PlugkitError
 from ..host import PluginLibrary
-from ..ops import get_schema, load_op_module, plugins_dir
-from ..testing import library_path
+from ..ops import get_schema
+from ..plugin_libraries import default_library_path
+from ._common import parse_case
 
 
 def register(subparsers):
@@ -34,24 +35,9 @@ def register(subparsers):
     p.set_defaults(func=main)
 
 
-def find_schema(op: str, root=None):
-    """An op by its name (RMSNorm) or its folder (rms_norm)."""
-    op_file = plugins_dir(root) / op / "op.py"
-    if op_file.exists():
-        return load_op_module(op_file).schema
-    return get_schema(op, root)
-
-
-def parse_case(text: str) -> dict:
-    try:
-        return {"inputs": [[int(d) for d in part.strip().split("x") if d] for part in text.split(";")]}
-    except ValueError:
-        raise PlugkitError(f"--shapes {text!r}: expected shapes like '16384x8192;8192'") from None
-
-
 def main(args) -> int:
-    schema = find_schema(args.op, args.plugins_dir)
-    libraries = [PluginLibrary(path) for path in args.libraries or [library_path()]]
+    schema = get_schema(args.op, args.plugins_dir)
+    libraries = [PluginLibrary(path) for path in args.libraries or [default_library_path()]]
     if args.rounds < 1:
         raise PlugkitError(f"--rounds {args.rounds}: need at least one round")
     cases = [parse_case(s) for s in args.shapes] if args.shapes else None

@@ -8,7 +8,7 @@ from ..errors import PlugkitError
 from ..host import PluginLibrary
 from ..library_check import describe
 from ..ops import _SOURCE_ROOT
-from . import check
+from ._common import print_check_report
 
 
 def register(subparsers):
@@ -51,4 +51,4 @@ def main(args) -> int:
             raise PlugkitError(f"`{' '.join(cmd[:2])}` failed; see the CMake output above")
     library = build / "libplugkit_plugins.so"
     print(describe(PluginLibrary(library)))
-    return check.report(str(library), None)
+    return print_check_report(str(library), None)

@@ -1,8 +1,5 @@
 """plugkit check LIB: entry point, default creation, fields vs op.py, TensorRT versions."""
-import sys
-
-from ..errors import PlugkitError
-from ..library_check import check
+from ._common import print_check_report
 
 
 def register(subparsers):
@@ -14,21 +11,4 @@ def register(subparsers):
 
 
 def main(args) -> int:
-    return report(args.library, args.plugins_dir)
-
-
-def report(library, plugins_dir=None) -> int:
-    try:
-        result = check(library, plugins_dir)
-    except PlugkitError as exc:
-        print(f"FAIL {exc}", file=sys.stderr)
-        return 1
-    for note in result.notes:
-        print(f"note: {note}")
-    for problem in result.problems:
-        print(f"FAIL {problem}", file=sys.stderr)
-    if result.ok:
-        print(f"ok: {library}")
-        return 0
-    print(f"{len(result.problems)} problem(s) in {library}", file=sys.stderr)
-    return 1
+    return print_check_report(args.library, args.plugins_dir)

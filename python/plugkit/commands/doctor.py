@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .engine import add_plugins_argument
+from ._common import add_plugins_argument
 
 
 def register(subparsers) -> None:

@@ -1,22 +1,7 @@
 """``plugkit engine MODEL.onnx --plugins LIB -o MODEL.engine``: build a TensorRT engine."""
 from __future__ import annotations
 
-import argparse
-
-
-def add_plugins_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
-    parser.add_argument("--plugins", "--plugin", dest="plugins", action="append", default=[],
-                        metavar="LIB", help=help_text)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive; got {value}")
-    return value
+from ._common import add_plugins_argument, positive_int
 
 
 def register(subparsers) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from .engine import add_plugins_argument, positive_int
+from ._common import add_plugins_argument, parse_input_files, positive_int
 
 
 def register(subparsers) -> None:
@@ -54,9 +54,10 @@ def run_command(args) -> int:
     import numpy as np
 
     from .. import engine as engine_api
+    from ..tensors import to_numpy
     from ..shapes import parse_run_shapes
 
-    given = engine_api.parse_input_files(args.input)
+    given = parse_input_files(args.input)
     shapes = parse_run_shapes(args.shapes)
     if args.save_outputs and not Path(args.save_outputs).is_dir():
         raise engine_api.EngineError(f"--save-outputs {args.save_outputs} is not a directory")
@@ -67,7 +68,7 @@ def run_command(args) -> int:
         for info in trt_engine.tensors:
             print(f"  {'input ' if info.is_input else 'output'} {info.describe()}")
         feeds = engine_api.make_inputs(trt_engine.inputs, given, shapes, seed=args.seed)
-        outputs = {name: engine_api.to_numpy(value)
+        outputs = {name: to_numpy(value)
                    for name, value in trt_engine.run(feeds).items()}
         print("outputs:")
         for name, value in outputs.items():
@@ -77,7 +78,7 @@ def run_command(args) -> int:
         status = 0
         if args.compare:
             reference = engine_api.reference_outputs(
-                args.compare, {k: engine_api.to_numpy(v) for k, v in feeds.items()})
+                args.compare, {k: to_numpy(v) for k, v in feeds.items()})
             precision = args.precision or trt_engine.precision
             print(f"compare with {args.compare} (CPU reference, {precision} tolerance):")
             for result in engine_api.compare_outputs(outputs, reference, precision):

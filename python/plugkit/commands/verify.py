@@ -19,7 +19,8 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from ..onnx_tools.verify import parse_dims, verify_files
+    from ..onnx_tools.verify import verify_files
+    from ._common import parse_dims
 
     report = verify_files(args.original, args.plugged, inputs=args.inputs,
                           dims=parse_dims(args.dims), seed=args.seed)

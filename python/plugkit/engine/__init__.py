@@ -36,14 +36,15 @@ The modules, one concern each:
 Plugin library paths are checked and opened once in :mod:`plugkit.plugin_libraries`.
 """
 from ..errors import EngineError, EngineFileError, EngineMismatchError, InputError, TensorRTMissingError
+from ..tensors import dtype_name
 from .backend import describe_engine_tensors, import_tensorrt, load_plugins_into_tensorrt
 from .builder import BuildOptions, BuildResult, build, default_engine_path, validate_build_options
-from .compare import OutputComparison, compare_outputs, reference_outputs, to_numpy
-from .feeds import check_feeds, make_inputs, parse_input_files, random_array
+from .compare import OutputComparison, compare_outputs, reference_outputs
+from .feeds import check_feeds, make_inputs, random_array
 from .files import MIN_ENGINE_BYTES, atomic_write, check_engine_file
 from .progress import BuildProgress
 from .record import (EngineMetadata, TensorInfo, check_engine_against_metadata, check_metadata_compatible,
-                     compute_precision, dtype_name, explain_load_failure, metadata_path, read_metadata)
+                     compute_precision, explain_load_failure, metadata_path, read_metadata)
 from .runtime import Engine, LatencyStats, load
 from .versions import check_plugin_library_version, parse_version
 
@@ -51,8 +52,8 @@ __all__ = [
     "EngineError", "EngineFileError", "EngineMismatchError", "InputError", "TensorRTMissingError",
     "describe_engine_tensors", "import_tensorrt", "load_plugins_into_tensorrt",
     "BuildOptions", "BuildResult", "build", "default_engine_path", "validate_build_options",
-    "OutputComparison", "compare_outputs", "reference_outputs", "to_numpy",
-    "check_feeds", "make_inputs", "parse_input_files", "random_array",
+    "OutputComparison", "compare_outputs", "reference_outputs",
+    "check_feeds", "make_inputs", "random_array",
     "MIN_ENGINE_BYTES", "atomic_write", "check_engine_file", "BuildProgress",
     "EngineMetadata", "TensorInfo", "check_engine_against_metadata", "check_metadata_compatible",
     "compute_precision", "dtype_name", "explain_load_failure", "metadata_path", "read_metadata",

@@ -11,7 +11,8 @@ from typing import Any, Iterable
 from ..errors import EngineError, TensorRTMissingError
 from ..shapes import ShapeRange
 from .progress import BuildProgress
-from .record import TensorInfo, dtype_name
+from ..tensors import dtype_name
+from .record import TensorInfo
 
 
 def import_tensorrt():

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from ..errors import EngineError, HostUnavailableError
+from ..errors import EngineError, HostUnavailableError, OutputExistsError
 from ..plugin_libraries import check_library_paths, open_libraries
 from ..shapes import ShapeRange, check_ranges_against_model, onnx_input_dims, parse_shape_specs
 from .backend import (capturing_logger, describe_engine_tensors, import_tensorrt, load_plugins_into_tensorrt,
@@ -62,7 +62,7 @@ def validate_build_options(onnx_path, output=None, *, plugins=(), fp16=False, bf
         raise EngineError(f"output {output} is a directory; pass a file name such as "
                           f"{output / default_engine_path(onnx_path).name}")
     if output.exists() and not force:
-        raise EngineError(f"{output} already exists; pass --force to overwrite it")
+        raise OutputExistsError(f"{output} already exists (force=True overwrites it)")
     if not output.parent.exists():
         raise EngineError(f"the directory of {output} does not exist; create {output.parent} first")
     plugins = [str(p) for p in check_library_paths(plugins)]

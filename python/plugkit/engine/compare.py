@@ -4,15 +4,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from .record import dtype_name
+from ..tensors import dtype_name, to_numpy
 
 
 def reference_outputs(onnx_path, feeds: Mapping[str, Any]) -> dict[str, Any]:
     """The CPU reference outputs of an ONNX model (plugged or not), through the
     ONNX tooling's reference path (plugin nodes run the op schema's reference)."""
-    from .. import onnx_reference
+    from ..onnx_tools.reference import run_reference_model
 
-    return onnx_reference.run_reference_model(onnx_path, feeds)
+    return run_reference_model(onnx_path, feeds)
 
 
 @dataclasses.dataclass
@@ -53,15 +53,3 @@ def compare_outputs(outputs: Mapping[str, Any], reference: Mapping[str, Any],
         except ValueError as exc:
             results.append(OutputComparison(name, None, str(exc)))
     return results
-
-
-def to_numpy(value):
-    import numpy as np
-
-    if hasattr(value, "detach"):  # torch
-        value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
-        return value.numpy()
-    return np.asarray(value)
-

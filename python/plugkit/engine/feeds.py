@@ -1,13 +1,13 @@
-"""Inputs for an engine: checking feeds against its inputs, reading them from
-.npy files, making random ones."""
+"""Inputs for an engine: checking feeds against its inputs, making random ones."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from .. import tensors
 from ..errors import InputError
 from ..shapes import check_shape_in_range, format_shape
-from .record import TensorInfo, dtype_name
+from ..tensors import dtype_name
+from .record import TensorInfo
 
 
 def _feed_dtype(value) -> str:
@@ -38,31 +38,6 @@ def check_feeds(inputs: Sequence[TensorInfo], feeds: Mapping[str, Any]) -> None:
         elif len(shape) != len(info.shape) or any(d >= 0 and d != s for d, s in zip(info.shape, shape)):
             raise InputError(f"input {name!r} has shape {format_shape(shape)}, but the engine's input "
                              f"is {info.describe()}")
-
-
-def parse_input_files(specs: Iterable[str] | None) -> dict[str, Any]:
-    """``["input=x.npy", ...]`` -> {"input": array}; names the file and the fix."""
-    import numpy as np
-
-    feeds: dict[str, Any] = {}
-    for spec in specs or ():
-        name, sep, file = spec.partition("=")
-        if not sep or not name or not file:
-            raise InputError(f"--input {spec!r}: write NAME=FILE.npy, e.g. --input images=batch.npy")
-        if name in feeds:
-            raise InputError(f"--input gives {name!r} twice")
-        path = Path(file)
-        if not path.is_file():
-            raise InputError(f"--input {name}: file {path} does not exist")
-        try:
-            feeds[name] = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise InputError(f"--input {name}: {path} is not a NumPy .npy array ({exc}); save it "
-                             f"with numpy.save") from None
-        if not isinstance(feeds[name], np.ndarray):
-            raise InputError(f"--input {name}: {path} holds several arrays (.npz); pass one .npy per "
-                             f"input")
-    return feeds
 
 
 def make_inputs(inputs: Sequence[TensorInfo], given: Mapping[str, Any] | None = None,
@@ -99,17 +74,8 @@ def make_inputs(inputs: Sequence[TensorInfo], given: Mapping[str, Any] | None = 
 
 
 def random_array(rng, shape, dtype: str):
-    import numpy as np
-
-    if dtype in ("float32", "float16", "float64"):
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype == "bfloat16":
-        import ml_dtypes
-
-        return rng.standard_normal(shape).astype(np.float32).astype(ml_dtypes.bfloat16)
-    if dtype == "bool":
-        return rng.integers(0, 2, shape).astype(bool)
-    if dtype in ("int8", "uint8", "int32", "int64"):
-        return rng.integers(0, 8, shape).astype(dtype)
-    raise InputError(f"cannot make random data of dtype {dtype}; pass the input with --input NAME=FILE.npy")
-
+    """:func:`plugkit.tensors.random_array`, with how to pass data it cannot make."""
+    try:
+        return tensors.random_array(rng, shape, dtype)
+    except ValueError as exc:
+        raise InputError(f"{exc}; pass the input with --input NAME=FILE.npy") from None

@@ -15,23 +15,6 @@ from ..shapes import ShapeRange, format_shape
 from .files import sha256_file
 from .versions import parse_version
 
-# TensorRT DataType member names -> numpy/torch dtype names.
-TRT_DTYPES = {
-    "FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
-    "INT32": "int32", "INT64": "int64", "BOOL": "bool", "FP8": "float8_e4m3fn",
-}
-
-
-def dtype_name(dtype) -> str:
-    """A numpy, torch or TensorRT dtype (or name) as a plain name ("float16")."""
-    name = getattr(dtype, "name", None)
-    if name in TRT_DTYPES:  # tensorrt.DataType
-        return TRT_DTYPES[name]
-    text = str(dtype).replace("torch.", "")
-    return {"half": "float16", "float": "float32", "double": "float64", "bool_": "bool",
-            "long": "int64", "int": "int32"}.get(text, text)
-
-
 @dataclasses.dataclass(frozen=True)
 class TensorInfo:
     """An engine input or output. ``shape`` has -1 for dynamic dimensions;

@@ -9,13 +9,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import EngineError, HostUnavailableError
 from ..plugin_libraries import check_library_paths, open_libraries
+from ..tensors import numpy_to_torch, require_cuda
 from .backend import (capturing_logger, describe_engine_tensors, import_tensorrt, load_plugins_into_tensorrt,
                       polygraphy_quiet)
 from .feeds import check_feeds
 from .files import check_engine_file
 from .progress import log_to_stderr
 from .record import (EngineMetadata, TensorsByRole, check_engine_against_metadata, check_metadata_compatible,
-                     device, dtype_name, explain_load_failure, read_metadata)
+                     device, explain_load_failure, read_metadata)
 from .versions import check_library_versions
 
 
@@ -56,14 +57,14 @@ class Engine(TensorsByRole):
         self.close()
 
     def _to_device(self, feeds: Mapping[str, Any]) -> dict:
-        torch = _import_torch_cuda()
+        torch = require_cuda("engine runs", EngineError)
         check_feeds(self.inputs, feeds)
         device_feeds = {}
         for name, value in feeds.items():
             if isinstance(value, torch.Tensor):
                 device_feeds[name] = value.cuda().contiguous()
             else:
-                device_feeds[name] = _numpy_to_torch(torch, value).cuda()
+                device_feeds[name] = numpy_to_torch(value).cuda()
         return device_feeds
 
     def run(self, feeds: Mapping[str, Any], *, to_host: bool = True) -> dict[str, Any]:
@@ -81,7 +82,7 @@ class Engine(TensorsByRole):
 
     def benchmark(self, feeds: Mapping[str, Any], iterations: int, warmup: int = 5) -> "LatencyStats":
         """Latency of ``iterations`` synchronous runs (inputs and outputs stay on the GPU)."""
-        torch = _import_torch_cuda()
+        torch = require_cuda("engine runs", EngineError)
         device_feeds = self._to_device(feeds)
         runner = self._activate()
         for _ in range(max(warmup, 0)):
@@ -94,26 +95,6 @@ class Engine(TensorsByRole):
             torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
         return LatencyStats.from_seconds(times)
-
-
-def _import_torch_cuda():
-    try:
-        import torch
-    except ImportError:
-        raise EngineError("running an engine needs PyTorch with CUDA: pip install torch") from None
-    if not torch.cuda.is_available():
-        raise EngineError("running an engine needs a CUDA GPU, and torch sees none "
-                          "(torch.cuda.is_available() is False)")
-    return torch
-
-
-def _numpy_to_torch(torch, array):
-    import numpy as np
-
-    array = np.ascontiguousarray(array)
-    if dtype_name(array.dtype) == "bfloat16":  # ml_dtypes.bfloat16: reinterpret the bits
-        return torch.from_numpy(array.view(np.uint16)).view(torch.bfloat16)
-    return torch.from_numpy(array)
 
 
 def load(engine_path, plugins: Sequence = (), *, verify: bool = True, verbose: bool = False,

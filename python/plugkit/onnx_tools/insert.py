@@ -18,7 +18,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from ..errors import OnnxModelError, OpsetConflictError, SchemaError
-from ..op_modules import op_module, sibling_module
+from ..ops import op_module, sibling_module
 from ..schema import OpSchema
 from .model_io import load_model, same_file, save_model
 from .patterns import Match, NotReplaceable, Pattern, Replacement, Rewrite

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import OnnxModelError
+from ..errors import OnnxModelError, OutputExistsError
 
 
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
@@ -44,7 +44,7 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike, *, force: bool =
         raise OnnxModelError(f"output {path} is the input file; write the result elsewhere "
                              f"(plugkit never modifies its input)")
     if path.exists() and not force:
-        raise OnnxModelError(f"{path} exists; pass --force to overwrite it")
+        raise OutputExistsError(f"{path} exists (force=True overwrites it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     onnx.save(model, str(tmp))

@@ -1,13 +1,24 @@
-"""Plugin nodes for ``onnx.reference.ReferenceEvaluator``: each op runs its
-schema's numpy reference, so a plugged model can be run on any CPU."""
+"""The CPU reference of an ONNX model, plugged or not: the one place that runs
+a model for ``plugkit verify`` and ``plugkit run --compare``.
+
+A model without plugin nodes runs in ONNX Runtime on the CPU; a plugged model
+runs in ``onnx.reference.ReferenceEvaluator``, each plugin node through the
+numpy reference of its op schema, so an engine or a plugged model is compared
+with what the op is specified to compute."""
 from __future__ import annotations
 
+import os
+from typing import Any, Mapping
+
 import numpy as np
+import onnx
 from onnx.reference.op_run import OpRun
 
+from ..errors import PlugkitError
 from ..ops import load_schemas
 from ..schema import OpSchema
-from .plugin_node import DOMAIN, read_node_attrs
+from .model_io import load_model
+from .plugin_node import DOMAIN, plugin_nodes, read_node_attrs
 
 
 def _output_dtype(inputs) -> np.dtype:
@@ -41,3 +52,39 @@ def reference_ops(schemas: dict[str, OpSchema] | None = None) -> list[type[OpRun
     """One OpRun class per op schema (all of ``plugins/`` by default)."""
     schemas = load_schemas() if schemas is None else schemas
     return [reference_op(s) for s in schemas.values() if s.reference is not None]
+
+
+class ReferenceRunner:
+    """Runs ``model`` on the CPU: ONNX Runtime for a plain model, the
+    ReferenceEvaluator with the ops' numpy references for a plugged one."""
+
+    def __init__(self, model: onnx.ModelProto, schemas: dict[str, OpSchema] | None = None):
+        self.outputs = [o.name for o in model.graph.output]
+        self.plugged = bool(plugin_nodes(model))
+        if self.plugged:
+            from onnx.reference import ReferenceEvaluator
+
+            self._run = ReferenceEvaluator(model, new_ops=reference_ops(schemas)).run
+        else:
+            import onnxruntime
+
+            self._run = onnxruntime.InferenceSession(model.SerializeToString(),
+                                                     providers=["CPUExecutionProvider"]).run
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Output name -> numpy array, for ``feeds`` (input name -> numpy array)."""
+        return dict(zip(self.outputs, self._run(self.outputs, dict(feeds))))
+
+
+def run_reference_model(onnx_path: str | os.PathLike, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Outputs (name -> numpy array) of the model at ``onnx_path`` for ``feeds``;
+    feeds the model does not take are left out (an engine may have more inputs)."""
+    model = load_model(onnx_path)
+    inputs = {v.name for v in model.graph.input} - {i.name for i in model.graph.initializer}
+    missing = sorted(inputs - set(feeds))
+    if missing:
+        raise PlugkitError(f"the reference model {onnx_path} takes input(s) {missing} that the engine run "
+                           f"does not have (its inputs: {sorted(feeds)}); compare with the model the "
+                           f"engine was built from")
+    return ReferenceRunner(model).run({name: np.asarray(value) for name, value in feeds.items()
+                                       if name in inputs})

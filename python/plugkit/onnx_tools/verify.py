@@ -1,7 +1,8 @@
 """Checking that a plugged model computes what the original computed
 (``plugkit verify``).
 
-The original runs in ONNX Runtime; the plugged model runs in
+Both models run on the CPU reference (:mod:`plugkit.onnx_tools.reference`):
+the original in ONNX Runtime, the plugged model in
 ``onnx.reference.ReferenceEvaluator`` with each plugin node computed by its
 op's numpy reference. Inputs come from an ``.npz`` or are random, at several
 values of each dynamic dimension. Outputs are compared with
@@ -19,10 +20,11 @@ import onnx
 from onnx import helper
 
 from ..errors import OnnxModelError
+from ..tensors import random_array
 from ..tolerances import Comparison, compare
 from .model_io import load_model
 from .plugin_node import plugin_nodes
-from .reference import reference_ops
+from .reference import ReferenceRunner
 
 # Values a dynamic dimension takes when --dim does not say.
 DEFAULT_DIM_VALUES = (1, 3, 8)
@@ -81,21 +83,6 @@ def input_specs(model: onnx.ModelProto) -> list[InputSpec]:
     return specs
 
 
-def parse_dims(items: Sequence[str]) -> dict[str, list[int]]:
-    """``["W=448,320", "batch=1"]`` -> ``{"W": [448, 320], "batch": [1]}``."""
-    dims: dict[str, list[int]] = {}
-    for item in items:
-        name, sep, values = item.partition("=")
-        try:
-            parsed = [int(v) for v in values.split(",")]
-        except ValueError:
-            parsed = []
-        if not sep or not name or not parsed or min(parsed) < 0:
-            raise OnnxModelError(f"--dim {item!r}: expected NAME=V1,V2,... with non-negative integers")
-        dims[name] = parsed
-    return dims
-
-
 def random_feeds(specs: Sequence[InputSpec], dims: Mapping[str, Sequence[int]] | None = None,
                  seed: int = 0) -> list[tuple[dict[str, int], dict[str, np.ndarray]]]:
     """Random inputs, one set per run: run i gives each dynamic dimension its
@@ -121,13 +108,10 @@ def random_feeds(specs: Sequence[InputSpec], dims: Mapping[str, Sequence[int]] |
 
 
 def _random_array(rng, shape, dtype) -> np.ndarray:
-    if np.issubdtype(dtype, np.floating):
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype == np.bool_:
-        return rng.random(shape) < 0.5
-    if np.issubdtype(dtype, np.integer):
-        return rng.integers(0, 8, shape).astype(dtype)  # small: likely valid indices
-    raise OnnxModelError(f"cannot make random inputs of dtype {dtype}; pass --inputs data.npz")
+    try:
+        return random_array(rng, shape, dtype)
+    except ValueError as exc:
+        raise OnnxModelError(f"{exc}; pass the inputs as an .npz file") from None
 
 
 def npz_feeds(path: str | os.PathLike, specs: Sequence[InputSpec]) -> list[tuple[dict, dict]]:
@@ -143,9 +127,6 @@ def verify_models(original: onnx.ModelProto, plugged: onnx.ModelProto, *,
                   inputs: str | os.PathLike | None = None,
                   dims: Mapping[str, Sequence[int]] | None = None, seed: int = 0) -> VerifyReport:
     """Run both models on the same inputs and compare every output."""
-    import onnxruntime
-    from onnx.reference import ReferenceEvaluator
-
     specs = input_specs(original)
     plugged_inputs = {s.name for s in input_specs(plugged)}
     if plugged_inputs != {s.name for s in specs}:
@@ -157,13 +138,13 @@ def verify_models(original: onnx.ModelProto, plugged: onnx.ModelProto, *,
                              f"plugged {[o.name for o in plugged.graph.output]}")
     runs = npz_feeds(inputs, specs) if inputs is not None else random_feeds(specs, dims, seed)
 
-    session = onnxruntime.InferenceSession(original.SerializeToString(), providers=["CPUExecutionProvider"])
-    evaluator = ReferenceEvaluator(plugged, new_ops=reference_ops())
+    original_runner, plugged_runner = ReferenceRunner(original), ReferenceRunner(plugged)
     checks = []
     for run, (chosen, feeds) in enumerate(runs):
-        expected = session.run(outputs, feeds)
-        actual = evaluator.run(outputs, feeds)
-        for name, want, got in zip(outputs, expected, actual):
+        expected = original_runner.run(feeds)
+        actual = plugged_runner.run(feeds)
+        for name in outputs:
+            want, got = expected[name], actual[name]
             checks.append(OutputCheck(run, chosen, name, compare(got, want, want.dtype)))
     return VerifyReport(checks, [f"{n.name} ({n.op_type})" for n in plugin_nodes(plugged)])
 
