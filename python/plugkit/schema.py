@@ -114,7 +114,9 @@ class OpSchema:
     ``torch_reference`` is the same op in PyTorch (on the tensors' own dtypes):
     the benchmark's eager and ``torch.compile`` baselines. ``test_cases`` and
     ``bench_cases`` are dicts ``{"inputs": [shape, ...], "attrs": {...}}``: the
-    shapes the generated tests check and the shapes the benchmark times.
+    shapes the generated tests check and the shapes the benchmark times; a case may
+    add ``"values"``, what the op.py's own ``random_inputs`` needs beyond shapes
+    (the contents of an index input, for example).
     ``check(input_shapes, **attrs)`` states the rules the plugin itself enforces
     on attribute values and input shapes (dims are ints, None where unknown; a
     shape is None where even the rank is unknown): it returns why a node would
