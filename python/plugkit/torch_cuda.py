@@ -182,8 +182,9 @@ class OpKernel:
         return launch.prepared
 
 
-def register(op, kernel: OpKernel) -> None:
-    """Make ``kernel`` the CUDA implementation of the custom op ``op`` (a CustomOpDef).
+def register(op, kernel: Callable, backend: str = "CUDA") -> None:
+    """Make ``kernel`` the implementation of the custom op ``op`` (a CustomOpDef) for tensors of
+    ``backend`` (a dispatch key; CUDA for plugkit's ops, CPU in the tests of this dispatch).
 
     Registered at the dispatcher's CUDA key directly, and at AutogradCUDA with a fast path:
     custom_op's own Python wrappers (autograd, aliasing checks) cost several times the launch
@@ -195,7 +196,7 @@ def register(op, kernel: OpKernel) -> None:
 
     name = op._qualname.split("::")[1]
     library = torch.library.Library(op._qualname.split("::")[0], "IMPL")
-    library.impl(name, kernel, "CUDA")
+    library.impl(name, kernel, backend)
     op._plugkit_libraries = [library]  # a Library's registrations last as long as the object
     try:
         from torch._library.autograd import make_autograd_impl
@@ -204,13 +205,13 @@ def register(op, kernel: OpKernel) -> None:
         below_inplace = torch._C._after_ADInplaceOrView_keyset
     except (ImportError, AttributeError):  # another torch: custom_op's autograd path alone
         return
-    cuda = torch._C.DispatchKey.CUDA
+    backend_key = getattr(torch._C.DispatchKey, backend)
     grad_enabled, any_requires_grad = torch._C.is_grad_enabled, torch._C._any_requires_grad
 
-    def autograd_cuda(keyset, *args):
-        if ((keyset & below_inplace).highestPriorityTypeId() == cuda
+    def autograd_fast_path(keyset, *args):
+        if ((keyset & below_inplace).highestPriorityTypeId() == backend_key
                 and not (grad_enabled() and any_requires_grad(*args))):
             return kernel(*args)
         return custom_autograd(keyset, *args)
 
-    library.impl(name, autograd_cuda, "AutogradCUDA", with_keyset=True)
+    library.impl(name, autograd_fast_path, f"Autograd{backend}", with_keyset=True)
