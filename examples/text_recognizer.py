@@ -19,6 +19,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -131,7 +132,8 @@ def export(model, path: Path):
                           dynamic_axes={"image": {3: "width"}, "log_probs": {1: "columns"}})
 
 
-def main(workdir: str | Path) -> int:
+def main(workdir: str | Path, verify_options: Sequence[str] = ()) -> int:
+    """``verify_options``: added to each ``plugkit verify`` (the GPU tests pass --device cuda --plugins LIB)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     original, plugged = workdir / "text_recognizer.onnx", workdir / "text_recognizer.plugged.onnx"
@@ -139,7 +141,7 @@ def main(workdir: str | Path) -> int:
     status = plugkit(["insert", str(original), "--op", "RMSNorm", "-o", str(plugged), "--force"])
     if status:
         return status
-    return plugkit(["verify", str(original), str(plugged), "--dim", "width=448,160,64"])
+    return plugkit(["verify", str(original), str(plugged), "--dim", "width=448,160,64", *verify_options])
 
 
 if __name__ == "__main__":
