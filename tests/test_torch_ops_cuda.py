@@ -64,6 +64,7 @@ def test_torch_op_library_argument_reaches_the_kernel(tmp_path):
 def test_prepared_per_attrs_shape_dtype():
     kernel = OpKernel(SCHEMA, "rms_norm")
     x, w = torch.randn(2, 8), torch.randn(8)
+    assert kernel.key((x, w)) == kernel.key((x, w, -1, 1e-5, 1))  # defaults left out by the dispatcher
     keys = {kernel.key((x, w, -1, 1e-6, 1)), kernel.key((x.half(), w, -1, 1e-6, 1)),
             kernel.key((x.reshape(4, 4), w[:4], -1, 1e-6, 1)), kernel.key((x, w, -1, 1e-5, 1))}
     assert len(keys) == 4
@@ -301,8 +302,9 @@ def test_one_plugin_per_key_and_a_clear_error_without_a_library(monkeypatch):
     op = cuda_op()
     x, w = torch.randn(2, 128, device="cuda"), torch.rand(128, device="cuda")
     first = op.plugkit_kernel.prepared(x, w, -1, 1e-6, 1)
-    op(x, w, epsilon=1e-6)
-    assert op.plugkit_kernel.prepared(x, w, -1, 1e-6, 1) is first
+    for _ in range(3):
+        op(x, w, epsilon=1e-6)  # the dispatcher may leave out stash_type=1: the same key
+    assert op.plugkit_kernel.prepared(x, w, -1, 1e-6) is first
     assert op.plugkit_kernel.prepared(x[:1], w, -1, 1e-6, 1) is not first
     assert first.plugin.trace.count("enqueue") == 1  # recorded once, not per call
     kernel = OpKernel(SCHEMA, "rms_norm")  # a kernel given no library, with none in the environment

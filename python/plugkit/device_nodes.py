@@ -141,7 +141,7 @@ def device_ops(model, libraries: Iterable[str | os.PathLike], schemas: Mapping[s
     from .plugin_libraries import open_libraries
     from .tensors import require_cuda
 
-    require_cuda("verify --device cuda", PluginLibraryError)
+    require_cuda("plugin nodes on --device cuda", PluginLibraryError)
     opened = open_libraries(libraries)
     if not opened:
         raise PluginLibraryError("--device cuda runs each plugin node's plugin from a plugin library; "

@@ -84,6 +84,9 @@ class OpKernel:
         self._n_inputs = len(schema.inputs)
         self._attr_names = [a.name for a in schema.attrs]
         self._has_array_attrs = any(a.is_array for a in schema.attrs)
+        # The dispatcher leaves out trailing arguments equal to their defaults: put them back, so that
+        # one call has one key however it was spelled.
+        self._full_defaults = (None,) * self._n_inputs + tuple(a.default for a in schema.attrs)
         self._library_arg = library
         self._creator = None
         self._launches: dict[tuple, Callable] = {}
@@ -109,12 +112,16 @@ class OpKernel:
 
     def key(self, args) -> tuple:
         """What a prepared plugin depends on: attributes, and each input's shape, dtype and device."""
+        if len(args) < len(self._full_defaults):
+            args = args + self._full_defaults[len(args):]
         attrs = args[self._n_inputs:]
         if self._has_array_attrs:
             attrs = tuple(tuple(a) if isinstance(a, list) else a for a in attrs)
         return (attrs, *[None if t is None else (t.shape, t.dtype, t.get_device()) for t in args[:self._n_inputs]])
 
     def __call__(self, *args):
+        if len(args) < len(self._full_defaults):
+            args = args + self._full_defaults[len(args):]
         key = self.key(args)
         launch = self._launches.get(key)
         if launch is None:
@@ -177,6 +184,8 @@ class OpKernel:
 
     def prepared(self, *args):
         """The PreparedPlugin a call with these arguments runs (prepared now if it is new)."""
+        if len(args) < len(self._full_defaults):
+            args = args + self._full_defaults[len(args):]
         key = self.key(args)
         launch = self._launches.get(key) or self._prepare(key, args)
         return launch.prepared
@@ -206,11 +215,28 @@ def register(op, kernel: Callable, backend: str = "CUDA") -> None:
     except (ImportError, AttributeError):  # another torch: custom_op's autograd path alone
         return
     backend_key = getattr(torch._C.DispatchKey, backend)
-    grad_enabled, any_requires_grad = torch._C.is_grad_enabled, torch._C._any_requires_grad
+    grad_enabled = torch._C.is_grad_enabled
+    n_tensors = sum("Tensor" in str(a.type) for a in op._opoverload._schema.arguments)
+    plain: dict[int, bool] = {}  # a keyset's bits -> nothing but the backend below autograd
+
+    def is_plain(keyset) -> bool:
+        # Masking and comparing keysets costs more than a launch's own Python work; their bits do not.
+        bits = keyset.raw_repr() if hasattr(keyset, "raw_repr") else None
+        answer = plain.get(bits)
+        if answer is None:
+            answer = (keyset & below_inplace).highestPriorityTypeId() == backend_key
+            if bits is not None:
+                plain[bits] = answer
+        return answer
+
+    def needs_grad(args) -> bool:
+        for t in args[:n_tensors]:
+            if t is not None and t.requires_grad:
+                return True
+        return False
 
     def autograd_fast_path(keyset, *args):
-        if ((keyset & below_inplace).highestPriorityTypeId() == backend_key
-                and not (grad_enabled() and any_requires_grad(*args))):
+        if is_plain(keyset) and not (grad_enabled() and needs_grad(args)):
             return kernel(*args)
         return custom_autograd(keyset, *args)
 
