@@ -100,3 +100,18 @@ def sibling_module(op: str, filename: str, root: str | os.PathLike | None = None
     if not path.is_file():
         return None
     return import_file(path, f"plugkit_ops.{path.parent.name}.{path.stem}")
+
+
+def case_inputs(schema: OpSchema, shapes, dtype: str, seed: int, device: str = "cuda", values=None) -> list:
+    """Inputs of one test or bench case: the op.py's own ``random_inputs(shapes, dtype, seed,
+    device, values)`` when it defines one (index tables, coordinates in a range, from the case's
+    ``values``), else random normal tensors (:func:`plugkit.tensors.random_tensors`)."""
+    from . import tensors
+
+    try:
+        maker = getattr(op_module(schema.name), "random_inputs", None)
+    except UnknownOpError:  # a schema made elsewhere (a test's, a scaffold's)
+        maker = None
+    if maker is not None:
+        return maker(shapes, dtype, seed, device, values)
+    return tensors.random_tensors(shapes, dtype, seed, device)
