@@ -17,7 +17,7 @@ import torch
 from plugkit import testing
 from plugkit.errors import PluginError, PluginLibraryError
 from plugkit.host import PreparedPlugin
-from plugkit.ops import get_schema, load_schemas
+from plugkit.ops import case_inputs, get_schema, load_schemas
 from plugkit.tolerances import compare
 from plugkit.torch_cuda import LIBRARY_ENV, OpKernel, plugin_library_path, register
 from plugkit.torch_ops import torch_op
@@ -194,27 +194,24 @@ def cuda_op(name="RMSNorm"):
     return torch_op(name, library=testing.built_library())
 
 
-def float_cases():
-    """(op, case) of every op whose case inputs all take the case's dtype: the data-driven GPU check."""
-    out = []
-    for name, schema in sorted(load_schemas().items()):
-        for i, case in enumerate(schema.test_cases):
-            given = schema.inputs[:len(case["inputs"])]
-            if schema.reference is not None and all(t.dtype is None for t in given):
-                out.append(pytest.param(name, case, id=f"{name}-{i}"))
-    return out
+def op_cases():
+    """(op, case) of every op's test cases: the data-driven GPU check of every plugin in the library."""
+    return [pytest.param(name, case, id=f"{name}-{i}") for name, schema in sorted(load_schemas().items())
+            if schema.reference is not None for i, case in enumerate(schema.test_cases)]
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
-@pytest.mark.parametrize("name, case", float_cases())
+@pytest.mark.parametrize("name, case", op_cases())
 def test_cuda_op_matches_the_reference(name, case, dtype):
+    """The op on CUDA tensors (the plugin, through torch's dispatcher) against the reference on the
+    same inputs: every case of every op, each dtype it takes."""
     schema = get_schema(name)
     if dtype not in schema.dtypes:
         pytest.skip(f"{name} does not take {dtype}")
     op = cuda_op(name)
     attrs = case.get("attrs", {})
-    inputs = testing.random_inputs(schema, case["inputs"], dtype, seed=1)
+    inputs = case_inputs(schema, case["inputs"], dtype, seed=1, values=case.get("values"))
     outputs = op(*inputs, **attrs)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     expected = schema.run_reference(*[testing.to_numpy(t) for t in inputs], **attrs)
