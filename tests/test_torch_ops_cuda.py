@@ -326,3 +326,19 @@ def test_verify_device_cuda_runs_the_plugin_nodes(pair, tmp_path):
     onnx.save(bad, tmp_path / "bad.onnx")
     result = verify_cli(original, tmp_path / "bad.onnx", "--device", "cuda", "--plugins", testing.built_library())
     assert result.returncode == 1 and "MISMATCH" in result.stdout
+
+
+def test_a_node_plugin_is_created_once_and_follows_shape_changes():
+    """verify --device cuda: each node's plugin is made once from the node's fields; a new input shape
+    gets the build-phase queries and configurePlugin for it, and onShapeChange (no GPU needed)."""
+    from plugkit.device_nodes import NodePlugin
+
+    node = NodePlugin(testing.plugin_library().creator("RMSNorm"), {"epsilon": 1e-3, "axis": -1}, "norm_0")
+    node._shape_change([("float16", [2, 3, 64]), ("float16", [64])])
+    node._shape_change([("float16", [5, 7, 64]), ("float16", [64])])
+    trace = node.build.trace + node.runtime.trace
+    assert trace.count("createPlugin(kBUILD)") == 1 and trace.count("createPlugin(kRUNTIME)") == 1
+    assert trace.count("configurePlugin") == 2 and trace.count("onShapeChange") == 2
+    assert node.alloc_shapes == [[5, 7, 64]] and node.output_dtypes == ["float16"]
+    fields = {f.name: f.scalar for f in node.build.serialize()}
+    assert fields["epsilon"] == pytest.approx(1e-3)  # the node's own attributes, not the defaults
