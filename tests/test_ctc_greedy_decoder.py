@@ -235,7 +235,8 @@ def run_decoder(inputs, attrs=None, prepared=None):
     prepared.enqueue(inputs, outputs)
     torch.cuda.synchronize()
     labels, scores, lengths, m = prepared.trim(outputs)
-    assert labels.data_ptr() == outputs[0].data_ptr() and labels.shape == (inputs[0].shape[0], int(m.item()))
+    assert labels.shape == (inputs[0].shape[0], int(m.item()))
+    assert labels.numel() == 0 or labels.data_ptr() == outputs[0].data_ptr()  # torch gives an empty tensor no address
     return labels, scores, lengths, m
 
 

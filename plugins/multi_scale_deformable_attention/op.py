@@ -15,8 +15,14 @@ import numpy as np
 from plugkit.schema import OpSchema, TensorSpec
 
 
-def reference(value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
-    """The formula above in float64 numpy, one level and one of the four corners at a time."""
+def reference(value, spatial_shapes, level_start_index, sampling_locations, attention_weights,
+              pixel_dtype=np.float64):
+    """The formula above in float64 numpy, one level and one of the four corners at a time.
+
+    ``pixel_dtype=np.float32`` rounds the pixel coordinates ``loc * W - 0.5`` to float32 once (one
+    fused multiply-add), as the kernel computes them: on a level 150 wide, float32's rounding of
+    a coordinate moves a sample by about 1e-5 of a pixel, which against float64 coordinates
+    alone exceeds float32's tolerance; everything else stays float64."""
     value = np.asarray(value, dtype=np.float64)
     locations = np.asarray(sampling_locations, dtype=np.float64)
     weights = np.asarray(attention_weights, dtype=np.float64)
@@ -27,8 +33,10 @@ def reference(value, spatial_shapes, level_start_index, sampling_locations, atte
     h = np.arange(H)[None, None, :, None]
     for level, ((rows, cols), start) in enumerate(zip(np.asarray(spatial_shapes), np.asarray(level_start_index))):
         rows, cols, start = int(rows), int(cols), int(start)
-        x = locations[:, :, :, level, :, 0] * cols - 0.5  # [B, Q, H, P] pixel coordinates
-        y = locations[:, :, :, level, :, 1] * rows - 0.5
+        # [B, Q, H, P] pixel coordinates; the product of a float32 location and a level size is exact
+        # in float64, so one rounding to float32 here is the kernel's fmaf.
+        x = (locations[:, :, :, level, :, 0] * cols - 0.5).astype(pixel_dtype).astype(np.float64)
+        y = (locations[:, :, :, level, :, 1] * rows - 0.5).astype(pixel_dtype).astype(np.float64)
         x0, y0 = np.floor(x), np.floor(y)
         for xi, yi in [(x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1)]:
             corner = (1 - np.abs(x - xi)) * (1 - np.abs(y - yi))
