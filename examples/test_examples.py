@@ -1,17 +1,22 @@
-"""The examples run end to end on the CPU (export, insert, verify)."""
+"""The examples run end to end on the CPU (export, insert, verify); on a GPU, verify
+runs the plugin nodes with the plugins' kernels, and the Llama example times them."""
+import llama_rmsnorm
 import numpy as np
 import onnx
 import onnxscript  # noqa: F401  (the dynamo exporter needs it; in the test extra)
-import text_recognizer
-import transformer_block
-
 import pytest
+import text_recognizer
+import torch
+import transformer_block
 
 from plugkit import testing
 from plugkit.host import run
 from plugkit.onnx_tools import plugin_nodes
 from plugkit.ops import op_module
 from plugkit.tolerances import compare
+
+# Examples whose main(workdir, verify_options) verifies plugged models: each joins the GPU check.
+VERIFIED_EXAMPLES = [transformer_block, text_recognizer]
 
 
 def test_transformer_block(tmp_path, capsys):
@@ -68,3 +73,37 @@ def test_decoder_plugin_on_recognizer_outputs(batch, dtype):
         assert np.array_equal(labels.cpu().numpy(), expected[0]), where
         assert np.array_equal(lengths.cpu().numpy(), expected[2]), where
         assert compare(scores.cpu().numpy(), expected[1], "float32").ok, where
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("example", VERIFIED_EXAMPLES, ids=lambda m: m.__name__)
+def test_examples_verify_with_the_plugin_kernels(example, tmp_path, capsys):
+    testing.require_cuda()
+    assert example.main(tmp_path, ["--device", "cuda", "--plugins", str(testing.built_library())]) == 0
+    out = capsys.readouterr().out
+    assert "OK: every output is within tolerance" in out and "FAIL" not in out
+
+
+def test_llama_plugin_model_is_the_stock_model_on_cpu():
+    """On CPU tensors the plugin op runs the RMSNorm reference: the swap changes no function."""
+    config = llama_rmsnorm.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_layers=2,
+                                       num_heads=4, num_kv_heads=2)
+    stock, plugin = llama_rmsnorm.build_models(config)
+    assert sum(isinstance(m, llama_rmsnorm.PluginRMSNorm) for m in plugin.modules()) == 5
+    tokens = torch.randint(0, 64, (2, 7), generator=torch.Generator().manual_seed(0))
+    result = compare(llama_rmsnorm.logits(plugin, tokens), llama_rmsnorm.logits(stock, tokens), "float32")
+    assert result.ok, result
+
+
+@pytest.mark.gpu
+def test_llama_example_times_both_models(capsys):
+    testing.require_cuda()
+    status = llama_rmsnorm.main(["--layers", "2", "--hidden", "256", "--intermediate", "512", "--heads", "4",
+                                 "--kv-heads", "2", "--vocab", "1000", "--batch", "2", "--seq", "64",
+                                 "--iterations", "5", "--library", str(testing.built_library())])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "float32 logits" in out and "ok" in out.splitlines()[0]
+    table = out.splitlines()[-3:]
+    assert table[0].startswith("stock PyTorch") and table[1].startswith("plugin RMSNorm")
+    assert all(float(v) > 0 for line in table[:2] for v in line.split()[-2:])

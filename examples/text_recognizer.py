@@ -26,6 +26,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -172,7 +173,8 @@ def export_decoding(model: TextRecognizer, path: Path, plugin: bool):
                             dynamic_shapes={"image": dims})
 
 
-def main(workdir: str | Path) -> int:
+def main(workdir: str | Path, verify_options: Sequence[str] = ()) -> int:
+    """``verify_options``: added to each ``plugkit verify`` (the GPU tests pass --device cuda --plugins LIB)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     original, plugged = workdir / "text_recognizer.onnx", workdir / "text_recognizer.plugged.onnx"
@@ -180,7 +182,7 @@ def main(workdir: str | Path) -> int:
     status = plugkit(["insert", str(original), "--op", "RMSNorm", "-o", str(plugged), "--force"])
     if status:
         return status
-    status = plugkit(["verify", str(original), str(plugged), "--dim", "width=448,160,64"])
+    status = plugkit(["verify", str(original), str(plugged), "--dim", "width=448,160,64", *verify_options])
     if status:
         return status
     model = build_model()
@@ -188,7 +190,7 @@ def main(workdir: str | Path) -> int:
     export_decoding(model, decoding, plugin=False)
     export_decoding(model, decoding_plugged, plugin=True)
     return plugkit(["verify", str(decoding), str(decoding_plugged), "--dim", "batch=1,3,8", "--dim",
-                    "width=64,448,1024"])
+                    "width=64,448,1024", *verify_options])
 
 
 if __name__ == "__main__":

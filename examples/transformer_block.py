@@ -8,7 +8,8 @@ to a plugged ONNX model, checked on the CPU.
     ``plugkit insert`` replaces each chain with the plugin node.
 
 Both plugged models are verified against the plain export at several
-batch sizes and sequence lengths.
+batch sizes and sequence lengths (on a GPU, also with the plugin's kernel:
+``plugkit verify --device cuda``).
 
     python examples/transformer_block.py [workdir]
 """
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -93,7 +95,8 @@ def export(model, path: Path, plugkit_ops: bool):
             torch.onnx.export(model, (x,), str(path), dynamo=True, **kwargs)
 
 
-def main(workdir: str | Path) -> int:
+def main(workdir: str | Path, verify_options: Sequence[str] = ()) -> int:
+    """``verify_options``: added to each ``plugkit verify`` (the GPU tests pass --device cuda --plugins LIB)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     plain, plugin = build_models()
@@ -104,8 +107,8 @@ def main(workdir: str | Path) -> int:
     status = plugkit(["insert", str(original), "--op", "RMSNorm", "-o", str(inserted), "--force"])  # (b)
     dims = ["--dim", "batch=1,2,3", "--dim", "seq=1,7,16"]
     return (status
-            or plugkit(["verify", str(original), str(from_torch), *dims])
-            or plugkit(["verify", str(original), str(inserted), *dims]))
+            or plugkit(["verify", str(original), str(from_torch), *dims, *verify_options])
+            or plugkit(["verify", str(original), str(inserted), *dims, *verify_options]))
 
 
 if __name__ == "__main__":

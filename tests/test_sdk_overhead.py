@@ -44,5 +44,7 @@ def test_bench_overhead_prints_both_times_for_rms_norm():
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert "enqueue us" in lines[-2] and "python us" in lines[-2]
-    assert lines[-1].startswith("1x4096 4096") and lines[-1].split()[-1] in ("ok", "over")
+    assert "enqueue us" in lines[-2] and "python us" in lines[-2] and "torch op us" in lines[-2]
+    row = lines[-1].split()
+    assert lines[-1].startswith("1x4096 4096") and row[-1] in ("ok", "over") and row[-5] in ("ok", "over")
+    assert float(row[-2]) == pytest.approx(float(row[-4]) - float(row[3]), abs=0.02)  # op minus enqueue

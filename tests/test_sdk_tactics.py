@@ -121,6 +121,14 @@ def test_overhead_rows_say_whether_enqueue_meets_the_goal():
     assert bench.format_overhead_row(slow).endswith("over")
 
 
+def test_overhead_rows_say_whether_the_torch_op_meets_its_goal():
+    row = bench.OverheadRow([[8, 4096], [4096]], "float16", [3.0], [20.0], [9.0, 11.0, 12.0])
+    assert row.summary()["torch_op_above_enqueue"] == pytest.approx(8.0)
+    assert bench.format_overhead_row(row).split()[-5:] == ["ok", "11.00", "12.00", "8.00", "ok"]
+    slow = bench.OverheadRow([[8, 4096], [4096]], "float16", [3.0], [20.0], [14.0])
+    assert bench.format_overhead_row(slow).split()[-2:] == ["11.00", "over"]
+
+
 # ------------------------------------------------------------------ GPU
 
 @pytest.mark.gpu

@@ -909,6 +909,44 @@ std::vector<int64_t> Plugin::enqueueCpuTimes(std::vector<TensorValue> const& inp
     return times;
 }
 
+BoundEnqueue::BoundEnqueue(Plugin& plugin, std::vector<TensorValue> const& inputs, std::vector<TensorValue> const& outputs)
+    : mPlugin(plugin)
+    , mRuntime(plugin.runtime())
+    , mInputs(toDescs(inputs))
+    , mOutputs(toDescs(outputs))
+    , mInputPtrs(inputs.size())
+    , mOutputPtrs(outputs.size())
+{
+    if (cudaDeviceCount() == 0)
+    {
+        throw HostError(plugin.name() + ": enqueue needs a CUDA device and none is visible");
+    }
+}
+
+void BoundEnqueue::operator()(uintptr_t const* addresses, uintptr_t workspace, uintptr_t stream)
+{
+    for (size_t i = 0; i < mInputPtrs.size(); ++i)
+    {
+        mInputPtrs[i] = reinterpret_cast<void const*>(addresses[i]);
+    }
+    for (size_t i = 0; i < mOutputPtrs.size(); ++i)
+    {
+        mOutputPtrs[i] = reinterpret_cast<void*>(addresses[mInputPtrs.size() + i]);
+    }
+    if (!mRecorded) // the trace says "enqueue" once, not once per call of a long-lived op
+    {
+        mPlugin.record("enqueue");
+        mRecorded = true;
+    }
+    size_t const mark = logger().size();
+    if (mRuntime.enqueue(mInputs.data(), mOutputs.data(), mInputPtrs.data(), mOutputPtrs.data(),
+            reinterpret_cast<void*>(workspace), reinterpret_cast<cudaStream_t>(stream))
+        != 0)
+    {
+        fail(mPlugin.name() + ": enqueue failed", mark);
+    }
+}
+
 std::string Plugin::tacticName(int32_t tactic)
 {
     // Only plugkit plugins answer kInfoCapability; any other plugin gets the default name.

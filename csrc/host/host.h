@@ -257,6 +257,7 @@ public:
     std::vector<std::string> recordedErrors() const;
 
 private:
+    friend class BoundEnqueue;
     nvinfer1::IPluginV3OneBuild& build();
     nvinfer1::IPluginV3OneRuntime& runtime();
     void record(char const* method);
@@ -268,6 +269,35 @@ private:
     nvinfer1::IPluginV3OneRuntime* mRuntime{nullptr};
     std::shared_ptr<std::vector<std::string>> mTrace;
     std::shared_ptr<class ResourceContext> mContext;
+};
+
+//! A runtime plugin's enqueue for one fixed set of tensor descriptors (dtypes, formats, dims), built
+//! once, so that each call passes only device addresses, a workspace and a stream: the per-call path
+//! of plugkit's torch ops. The caller keeps the plugin alive and calls from one thread at a time
+//! (Python holds the GIL through a call), and has already called onShapeChange for these descriptors.
+class BoundEnqueue
+{
+public:
+    BoundEnqueue(Plugin& plugin, std::vector<TensorValue> const& inputs, std::vector<TensorValue> const& outputs);
+
+    size_t nbInputs() const noexcept
+    {
+        return mInputs.size();
+    }
+    size_t nbOutputs() const noexcept
+    {
+        return mOutputs.size();
+    }
+    //! enqueue on `addresses` (inputs, then outputs; nbInputs() + nbOutputs() of them).
+    void operator()(uintptr_t const* addresses, uintptr_t workspace, uintptr_t stream);
+
+private:
+    Plugin& mPlugin;
+    nvinfer1::IPluginV3OneRuntime& mRuntime;
+    std::vector<nvinfer1::PluginTensorDesc> mInputs, mOutputs;
+    std::vector<void const*> mInputPtrs;
+    std::vector<void*> mOutputPtrs;
+    bool mRecorded{false};
 };
 
 //! Create a plugin through `creator` from raw fields, in the build or runtime phase.

@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <map>
 
 namespace py = pybind11;
@@ -318,4 +319,47 @@ PYBIND11_MODULE(_host, m)
             py::arg("inputs"), py::arg("outputs"), py::arg("workspace"), py::arg("stream"), py::arg("iterations"))
         .def("tactic_name", &Plugin::tacticName)
         .def("timing_cache_id", &Plugin::timingCacheID);
+
+    // The torch ops' per-call path (plugkit/torch_kernels.py): descriptors built once by bind_enqueue,
+    // then each call converts only the integer addresses and the stream handle.
+    py::class_<BoundEnqueue>(m, "BoundEnqueue")
+        .def_property_readonly("nb_inputs", &BoundEnqueue::nbInputs)
+        .def_property_readonly("nb_outputs", &BoundEnqueue::nbOutputs)
+        .def(
+            "__call__",
+            [](BoundEnqueue& bound, py::args const& args) {
+                size_t const n = bound.nbInputs() + bound.nbOutputs();
+                if (args.size() != n + 2)
+                {
+                    throw HostError("enqueue takes " + std::to_string(n) + " tensor addresses (inputs, then outputs), "
+                        "a workspace address and a stream handle; got " + std::to_string(args.size()) + " arguments");
+                }
+                auto address = [&](size_t i) {
+                    void* p = PyLong_AsVoidPtr(PyTuple_GET_ITEM(args.ptr(), static_cast<Py_ssize_t>(i)));
+                    if (p == nullptr && PyErr_Occurred())
+                    {
+                        throw py::error_already_set();
+                    }
+                    return reinterpret_cast<uintptr_t>(p);
+                };
+                std::array<uintptr_t, 64> small{};
+                std::vector<uintptr_t> large(n > small.size() ? n : 0);
+                uintptr_t* addresses = n > small.size() ? large.data() : small.data();
+                for (size_t i = 0; i < n; ++i)
+                {
+                    addresses[i] = address(i);
+                }
+                // The GIL stays held: the call is a few microseconds of launch work, and holding it
+                // keeps the bound pointer arrays single-threaded.
+                bound(addresses, address(n), address(n + 1));
+            },
+            "enqueue(*addresses, workspace, stream): device addresses of the inputs then the outputs, "
+            "the workspace address (0 for none) and the cudaStream_t handle, all as ints.");
+    m.def(
+        "bind_enqueue",
+        [](Plugin& plugin, std::vector<ValueTuple> const& in, std::vector<ValueTuple> const& out) {
+            return std::make_unique<BoundEnqueue>(plugin, toValues(in), toValues(out));
+        },
+        py::arg("plugin"), py::arg("inputs"), py::arg("outputs"), py::keep_alive<0, 1>(),
+        "A runtime plugin's enqueue with these (dtype, format, dims, ignored address) descriptors fixed.");
 }

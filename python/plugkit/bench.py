@@ -442,6 +442,7 @@ class OverheadRow:
     dtype: str
     enqueue_us: list[float]
     python_us: list[float]
+    torch_op_us: list[float] = dataclasses.field(default_factory=list)  # a call of torch.ops.plugkit.<op> on CUDA
 
     @staticmethod
     def _p(values, q):
@@ -449,11 +450,43 @@ class OverheadRow:
         return xs[min(len(xs) - 1, int(q * len(xs)))]
 
     def summary(self) -> dict[str, float]:
-        return {"enqueue_median": statistics.median(self.enqueue_us), "enqueue_p90": self._p(self.enqueue_us, 0.9),
-                "python_median": statistics.median(self.python_us), "python_p90": self._p(self.python_us, 0.9)}
+        out = {"enqueue_median": statistics.median(self.enqueue_us), "enqueue_p90": self._p(self.enqueue_us, 0.9),
+               "python_median": statistics.median(self.python_us), "python_p90": self._p(self.python_us, 0.9)}
+        if self.torch_op_us:
+            out.update(torch_op_median=statistics.median(self.torch_op_us), torch_op_p90=self._p(self.torch_op_us, 0.9))
+            out["torch_op_above_enqueue"] = out["torch_op_median"] - out["enqueue_median"]
+        return out
 
 
 ENQUEUE_GOAL_US = 5.0  # issue 23: a plugin's own enqueue costs the host thread at most this
+TORCH_OP_GOAL_US = 10.0  # issue 25: a torch op call costs at most this above the plugin's own enqueue
+
+
+def torch_op_cpu_times(library: PluginLibrary, schema: OpSchema, inputs: Sequence[Any], attrs: Mapping[str, Any],
+                       iterations: int, batch: int = 100) -> list[float]:
+    """Microseconds of each of ``iterations`` calls of ``torch.ops.plugkit.<op>`` on CUDA tensors, as a
+    compiled graph calls it (the overload, positional arguments, no grad), timed from Python around the
+    call, in batches with a synchronize between them (untimed)."""
+    import time
+
+    import torch
+
+    from .torch_ops import torch_op
+
+    call = torch_op(schema.name, library=library.path)._opoverload
+    args = (*inputs, *[attrs[a.name] for a in schema.attrs])
+    times = []
+    with torch.no_grad():
+        for _ in range(10):  # the plugin prepared for this key, the first launches
+            call(*args)
+        torch.cuda.synchronize()
+        for start in range(0, iterations, batch):
+            for _ in range(min(batch, iterations - start)):
+                t0 = time.perf_counter_ns()
+                call(*args)
+                times.append((time.perf_counter_ns() - t0) / 1e3)
+            torch.cuda.synchronize()
+    return times
 
 
 def overhead_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
@@ -483,19 +516,28 @@ def overhead_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Seq
             prepared.enqueue(inputs, outputs)
             python_us.append((time.perf_counter_ns() - t0) / 1e3)
         torch.cuda.synchronize()
-    return OverheadRow([list(s) for s in shapes], dtype, enqueue_us, python_us)
+    torch_op_us = torch_op_cpu_times(library, schema, inputs, attrs, iterations, batch)
+    return OverheadRow([list(s) for s in shapes], dtype, enqueue_us, python_us, torch_op_us)
 
 
 OVERHEAD_HEADER = (f"{'shapes':<28} {'dtype':<9} {'enqueue us':>10} {'p90':>6} {'python us':>10} {'p90':>6}  "
                    f"goal: enqueue <= {ENQUEUE_GOAL_US:g} us")
 
 
+TORCH_OP_HEADER = f"  {'torch op us':>11} {'p90':>6} {'above enq':>9}  goal: <= {TORCH_OP_GOAL_US:g} us above enqueue"
+
+
 def format_overhead_row(row: OverheadRow) -> str:
     s = row.summary()
     shapes = " ".join("x".join(map(str, sh)) for sh in row.shapes)
     verdict = "ok" if s["enqueue_median"] <= ENQUEUE_GOAL_US else "over"
-    return (f"{shapes:<28} {row.dtype:<9} {s['enqueue_median']:>10.2f} {s['enqueue_p90']:>6.2f} "
+    line = (f"{shapes:<28} {row.dtype:<9} {s['enqueue_median']:>10.2f} {s['enqueue_p90']:>6.2f} "
             f"{s['python_median']:>10.2f} {s['python_p90']:>6.2f}  {verdict}")
+    if row.torch_op_us:
+        op_verdict = "ok" if s["torch_op_above_enqueue"] <= TORCH_OP_GOAL_US else "over"
+        line += (f" {s['torch_op_median']:>11.2f} {s['torch_op_p90']:>6.2f} {s['torch_op_above_enqueue']:>9.2f}  "
+                 f"{op_verdict}")
+    return line
 
 
 def run_overhead(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str] | None = None,
@@ -507,8 +549,9 @@ def run_overhead(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str]
     require_cuda()
     if echo:
         echo(f"device: {torch.cuda.get_device_name()}  CPU time per enqueue over {iterations} calls: the plugin's "
-             "own enqueue (timed in C++, the call TensorRT makes) and the Python round trip of PreparedPlugin.enqueue")
-        echo(OVERHEAD_HEADER)
+             "own enqueue (timed in C++, the call TensorRT makes), the Python round trip of PreparedPlugin.enqueue, "
+             "and a call of the torch op on CUDA tensors (torch.ops.plugkit.*, no grad)")
+        echo(OVERHEAD_HEADER + TORCH_OP_HEADER)
     rows = []
     for case, dtype in cases_and_dtypes(schema, cases, dtypes):
         row = overhead_case(library, schema, case["inputs"], dtype, case.get("attrs"), iterations,

@@ -7,8 +7,14 @@ built with ``torch.library.custom_op``::
     rms_norm = torch_op("RMSNorm")            # torch.ops.plugkit.rms_norm
     y = rms_norm(x, weight, axis=-1, epsilon=1e-6)
 
-In eager mode it runs the schema's numpy reference (on CPU, in float64), so a
-module that calls it computes exactly what the plugin is tested against.
+On CPU tensors it runs the schema's numpy reference (in float64), so a module
+that calls it computes exactly what the plugin is tested against. On CUDA
+tensors it runs the plugin itself, from a plugin library, on the current
+stream (:mod:`plugkit.torch_cuda`)::
+
+    rms_norm = torch_op("RMSNorm", library="build/libplugkit_plugins.so")
+    y = rms_norm(x.cuda(), weight.cuda())     # or set PLUGKIT_PLUGIN_LIBRARY
+
 For tracing (``torch.export``, ``torch.compile``, the dynamo ONNX exporter) it
 has a fake implementation: each output is shaped like the first input, unless
 the op's ``op.py`` defines ``fake(*inputs, **attrs)`` returning the outputs'
@@ -16,6 +22,7 @@ fake tensors. :mod:`plugkit.onnx_export` makes ONNX export emit the plugin node.
 """
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Callable
 
@@ -25,6 +32,7 @@ import torch
 from .ops import load_schemas, op_module
 from .schema import OpSchema
 from .tensors import to_numpy
+from .torch_cuda import OpKernel, register as register_cuda_kernel
 
 NAMESPACE = "plugkit"  # torch.ops.plugkit.*
 
@@ -94,15 +102,20 @@ def _fake(schema: OpSchema, module) -> Callable:
         tensors, attrs = args[:n_inputs], dict(zip(names, args[n_inputs:]))
         if custom is not None:
             return custom(*tensors, **attrs)
-        like = tensors[0].new_empty(tensors[0].shape, dtype=_output_dtype(tensors))
-        outs = tuple(torch.empty_like(like) for _ in schema.outputs)
+        present = [t for t in tensors if t is not None]
+        dtype = _output_dtype(present)
+        # an output whose schema fixes its dtype has it, as in eager mode and from the plugin
+        outs = tuple(present[0].new_empty(present[0].shape, dtype=getattr(torch, spec.dtype) if spec.dtype else dtype)
+                     for spec in schema.outputs)
         return outs[0] if len(outs) == 1 else outs
 
     return fake
 
 
-def torch_op(name: str):
-    """The custom op for schema ``name``, registered on first use."""
+def torch_op(name: str, library: str | os.PathLike | None = None):
+    """The custom op for schema ``name``, registered on first use. ``library``: the plugin
+    library whose plugin runs on CUDA tensors (default ``$PLUGKIT_PLUGIN_LIBRARY``); the last
+    one given is used, by every caller of the op."""
     if name not in _registered:
         module = op_module(name)
         schema = module.schema
@@ -112,7 +125,11 @@ def torch_op(name: str):
                                      mutates_args=(), schema=torch_schema(schema))
         op.register_fake(_fake(schema, module))
         op.plugkit_schema = schema  # what onnx_export reads
+        op.plugkit_kernel = OpKernel(schema, torch_op_name(schema), library)
+        register_cuda_kernel(op, op.plugkit_kernel)
         _registered[name] = op
+    elif library is not None:
+        _registered[name].plugkit_kernel.set_library(library)
     return _registered[name]
 
 

@@ -28,7 +28,8 @@ def register(subparsers):
                         "print which one TensorRT would pick (the fastest) and by how much")
     p.add_argument("--overhead", action="store_true",
                    help="the CPU time of each enqueue: the plugin's own (timed in C++ around the call TensorRT "
-                        "makes) and the Python round trip of PreparedPlugin.enqueue")
+                        "makes), the Python round trip of PreparedPlugin.enqueue, and a call of the torch op "
+                        "(torch.ops.plugkit.*) on CUDA tensors, with how much it costs above the enqueue")
     p.add_argument("--iterations", type=int, default=1000, help="enqueues timed by --overhead")
     p.add_argument("--rounds", type=int, default=15, help="rounds of replays; times are medians over them")
     p.add_argument("--plugins-dir", help="folder of plugin folders (default: ./plugins)")

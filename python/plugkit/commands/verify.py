@@ -1,6 +1,8 @@
 """``plugkit verify``: check a plugged model against the original."""
 from __future__ import annotations
 
+from ._common import add_plugins_argument
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -17,6 +19,10 @@ def register(subparsers):
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs (>= 0)")
     p.add_argument("--rtol", type=float, help="relative tolerance instead of the dtype's (plugkit/tolerances.py)")
     p.add_argument("--atol", type=float, help="absolute tolerance instead of the dtype's")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: the plugin nodes run their plugins (from --plugins) on the GPU with the real "
+                        "kernels, the rest of the plugged model as on cpu (default: cpu, the op references)")
+    add_plugins_argument(p, "plugin library whose plugins run the plugin nodes with --device cuda (repeatable)")
     p.set_defaults(func=run)
 
 
@@ -25,7 +31,8 @@ def run(args) -> int:
     from ._common import parse_dims
 
     report = verify_files(args.original, args.plugged, inputs=args.inputs,
-                          dims=parse_dims(args.dims), seed=args.seed, rtol=args.rtol, atol=args.atol)
+                          dims=parse_dims(args.dims), seed=args.seed, rtol=args.rtol, atol=args.atol,
+                          device=args.device, plugins=args.plugins)
     nodes = report.plugin_nodes
     print(f"{args.plugged}: {len(nodes)} plugin node(s){': ' + ', '.join(nodes) if nodes else ''}")
     print(report.summary())

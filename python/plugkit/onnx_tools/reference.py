@@ -66,14 +66,17 @@ class ReferenceRunner:
     with every run."""
 
     def __init__(self, model: onnx.ModelProto, schemas: dict[str, OpSchema] | None = None, *,
-                 evaluator: bool | None = None, weights: Mapping[str, Any] | None = None):
+                 evaluator: bool | None = None, weights: Mapping[str, Any] | None = None,
+                 plugin_ops: list[type[OpRun]] | None = None):
         self.outputs = [o.name for o in model.graph.output]
         self.plugged = bool(plugin_nodes(model))
         self._weights = dict(weights or {})
         if self.plugged or evaluator:
             from onnx.reference import ReferenceEvaluator
 
-            self._run = ReferenceEvaluator(model, new_ops=reference_ops(schemas)).run
+            # plugin_ops: what runs the plugin nodes instead of the references (verify --device cuda)
+            new_ops = reference_ops(schemas) if plugin_ops is None else plugin_ops
+            self._run = ReferenceEvaluator(model, new_ops=new_ops).run
         else:
             import onnxruntime
 

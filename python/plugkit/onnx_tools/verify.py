@@ -11,7 +11,10 @@ run the original (an op it lacks or gets wrong), ONNX Runtime runs it instead, a
 the comparison is across evaluators, at the same tolerances. One model is in memory at
 a time. Inputs come from an ``.npz`` or are random, at several values of each
 dynamic dimension. Outputs are compared with :func:`plugkit.tolerances.compare`
-(the tolerance table every test uses; ``rtol``/``atol`` override it).
+(the tolerance table every test uses; ``rtol``/``atol`` override it). With
+``device="cuda"`` the plugged model's plugin nodes run the plugins themselves,
+from a plugin library, on the GPU (:mod:`plugkit.device_nodes`); the rest of
+both models stays in the evaluator.
 """
 from __future__ import annotations
 
@@ -157,10 +160,12 @@ ModelSource = Callable[[], tuple[onnx.ModelProto, dict]]
 def verify_models(original: onnx.ModelProto, plugged: onnx.ModelProto, *,
                   inputs: str | os.PathLike | None = None,
                   dims: Mapping[str, Sequence[int]] | None = None, seed: int = 0,
-                  rtol: float | None = None, atol: float | None = None) -> VerifyReport:
-    """Run both models on the same inputs and compare every output."""
+                  rtol: float | None = None, atol: float | None = None,
+                  device: str = "cpu", plugins: Sequence[str | os.PathLike] = ()) -> VerifyReport:
+    """Run both models on the same inputs and compare every output. ``device="cuda"``: the plugged
+    model's plugin nodes run their plugins from ``plugins`` on the GPU (:mod:`plugkit.device_nodes`)."""
     return _verify(original, plugged, lambda: (original, {}), lambda: (plugged, {}), inputs=inputs, dims=dims,
-                   seed=seed, rtol=rtol, atol=atol)
+                   seed=seed, rtol=rtol, atol=atol, device=device, plugins=plugins)
 
 
 def verify_files(original, plugged, **kwargs) -> VerifyReport:
@@ -173,7 +178,8 @@ def verify_files(original, plugged, **kwargs) -> VerifyReport:
 
 def _verify(original: onnx.ModelProto, plugged: onnx.ModelProto, load_original: ModelSource,
             load_plugged: ModelSource, *, inputs=None, dims=None, seed: int = 0,
-            rtol: float | None = None, atol: float | None = None) -> VerifyReport:
+            rtol: float | None = None, atol: float | None = None, device: str = "cpu",
+            plugins: Sequence[str | os.PathLike] = ()) -> VerifyReport:
     for name, value in (("rtol", rtol), ("atol", atol)):
         if value is not None and not (value >= 0 and np.isfinite(value)):
             raise OnnxModelError(f"--{name} {value}: expected a non-negative number")
@@ -191,13 +197,14 @@ def _verify(original: onnx.ModelProto, plugged: onnx.ModelProto, load_original: 
                              f"plugged {[o.name for o in plugged.graph.output]}")
     runs = npz_feeds(inputs, specs) if inputs is not None else random_feeds(specs, dims, seed)
     node_names = [f"{n.name} ({n.op_type})" for n in plugin_nodes(plugged)]
+    plugin_ops = _plugin_ops(plugged, device, plugins)
     del original, plugged
 
     try:
         expected = _evaluate("original", load_original, outputs, runs)
     except OnnxModelError:
         expected = _evaluate("original", load_original, outputs, runs, evaluator=False)
-    actual = _evaluate("plugged", load_plugged, outputs, runs)
+    actual = _evaluate("plugged", load_plugged, outputs, runs, plugin_ops)
     checks = []
     for run, (chosen, _) in enumerate(runs):
         for name, want, got in zip(outputs, expected[run], actual[run]):
@@ -214,12 +221,25 @@ def _dtype_name(dtype: np.dtype) -> str:
     return "bfloat16" if str(dtype) == "bfloat16" else np.dtype(dtype).name
 
 
+def _plugin_ops(plugged: onnx.ModelProto, device: str, plugins) -> list | None:
+    """What runs the plugin nodes: their references (None) on "cpu", their plugins on "cuda"."""
+    if device == "cpu":
+        if plugins:
+            raise OnnxModelError("--plugins is for --device cuda (on the CPU, plugin nodes run their references)")
+        return None
+    if device != "cuda":
+        raise OnnxModelError(f"--device {device!r}: expected cpu or cuda")
+    from ..device_nodes import device_ops
+
+    return device_ops(plugged, plugins)
+
+
 def _evaluate(which: str, load: ModelSource, outputs: list[str], runs,
-              evaluator: bool = True) -> list[list[np.ndarray]]:
+              plugin_ops: list | None = None, evaluator: bool = True) -> list[list[np.ndarray]]:
     """Every run of one model in the reference evaluator (or, not ``evaluator``, in ONNX
     Runtime for a model without plugin nodes); the model is dropped after."""
     model, weights = load()
-    runner = ReferenceRunner(model, evaluator=evaluator, weights=weights)
+    runner = ReferenceRunner(model, evaluator=evaluator, weights=weights, plugin_ops=plugin_ops)
     results = []
     for chosen, feeds in runs:
         try:
