@@ -31,7 +31,6 @@ import math
 import pkgutil
 import re
 import ast
-import importlib.util
 import json
 import os
 import shlex
@@ -44,6 +43,7 @@ from .errors import OutputExistsError, ScaffoldError, SchemaError
 from .expr import FLOAT32_MAX, FUNCTIONS, Translation, free_names, translate
 from .ops import _SOURCE_ROOT
 from .schema import ATTR_TYPES, Attr
+from . import triton_aot
 
 KINDS = ("elementwise", "rowwise", "custom")
 LANGS = ("cuda", "triton")        # what the kernel is written in
@@ -476,7 +476,7 @@ def plan(name: str, *, kind: str = "elementwise", inputs: Sequence[str] = (), ou
         if kind not in TRITON_KINDS:
             raise ScaffoldError(f"--lang triton scaffolds --kind {' or '.join(TRITON_KINDS)}; a {kind} op's kernel "
                                 f"is CUDA (or move your own @triton.jit kernel into a plugin: docs/triton.md)")
-        if importlib.util.find_spec("triton") is None:
+        if not triton_aot.triton_available():
             raise ScaffoldError("--lang triton needs the triton package, which is not installed: "
                                 "pip install 'plugkit[triton]'")
     _check_version(version)
