@@ -5,7 +5,9 @@
 # are generated from the PLUGKIT_REGISTER_PLUGIN(Class) lines of the sources,
 # so adding a plugin needs no edit here and nothing relies on static
 # initializers. Only the entry points are exported; everything else is hidden.
-# Kernels are built for PLUGKIT_CUDA_ARCHITECTURES.
+# Kernels are built for PLUGKIT_CUDA_ARCHITECTURES. A source's folder that holds a kernel.py has a
+# Triton kernel: `python -m plugkit.triton_aot` (PLUGKIT_PYTHON, else the Python3 interpreter found)
+# compiles it for the same architectures, with no GPU, into a generated source of the library.
 
 set(_PLUGKIT_CMAKE_DIR "${CMAKE_CURRENT_LIST_DIR}")
 
@@ -48,7 +50,46 @@ function(plugkit_add_plugin_library name)
   set(_entry "${CMAKE_CURRENT_BINARY_DIR}/${name}_entry.cpp")
   configure_file("${_PLUGKIT_CMAKE_DIR}/plugkit_entry.cpp.in" "${_entry}" @ONLY)
 
-  add_library(${name} SHARED ${ARG_SOURCES} "${_entry}")
+  # Plugin folders with a kernel.py hold Triton kernels: compiled ahead of time into generated
+  # sources (cubins as byte arrays plus their launch) that join the library.
+  set(_triton_sources "")
+  set(_triton_includes "")
+  set(_triton_dirs "")
+  foreach(_src IN LISTS ARG_SOURCES)
+    get_filename_component(_dir "${_src}" ABSOLUTE)
+    get_filename_component(_dir "${_dir}" DIRECTORY)
+    if(EXISTS "${_dir}/kernel.py" AND NOT _dir IN_LIST _triton_dirs)
+      list(APPEND _triton_dirs "${_dir}")
+    endif()
+  endforeach()
+  if(_triton_dirs)
+    if(NOT PLUGKIT_PYTHON)
+      find_package(Python3 COMPONENTS Interpreter REQUIRED)
+      set(PLUGKIT_PYTHON "${Python3_EXECUTABLE}")
+    endif()
+    # plugkit's own python/ folder when building from its source tree; else the installed package.
+    set(_pythonpath "$ENV{PYTHONPATH}")
+    if(EXISTS "${_PLUGKIT_CMAKE_DIR}/../python/plugkit/triton_aot.py")
+      get_filename_component(_own "${_PLUGKIT_CMAKE_DIR}/../python" ABSOLUTE)
+      string(JOIN ":" _pythonpath "${_own}" $ENV{PYTHONPATH})
+    endif()
+  endif()
+  foreach(_dir IN LISTS _triton_dirs)
+    get_filename_component(_op "${_dir}" NAME)
+    set(_out "${CMAKE_CURRENT_BINARY_DIR}/triton/${_op}")
+    add_custom_command(
+      OUTPUT "${_out}/${_op}_triton.cpp" "${_out}/${_op}_triton.h"
+      COMMAND "${CMAKE_COMMAND}" -E env "PYTHONPATH=${_pythonpath}"
+              "${PLUGKIT_PYTHON}" -m plugkit.triton_aot "${_dir}" --arch "${PLUGKIT_CUDA_ARCHITECTURES}" --out "${_out}"
+      DEPENDS "${_dir}/kernel.py" "${_dir}/op.py"
+      COMMENT "plugkit: compiling the Triton kernel of ${_op} for ${PLUGKIT_CUDA_ARCHITECTURES}"
+      VERBATIM)
+    list(APPEND _triton_sources "${_out}/${_op}_triton.cpp" "${_out}/${_op}_triton.h")
+    list(APPEND _triton_includes "${_out}")
+  endforeach()
+
+  add_library(${name} SHARED ${ARG_SOURCES} ${_triton_sources} "${_entry}")
+  target_include_directories(${name} PRIVATE ${_triton_includes})
   target_link_libraries(${name} PRIVATE plugkit::sdk)
   target_compile_features(${name} PRIVATE cxx_std_17 cuda_std_17)
   set_target_properties(${name} PROPERTIES

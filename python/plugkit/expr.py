@@ -86,6 +86,7 @@ class Translation:
     cuda: str
     numpy: str
     torch: str                  # fp32 tensors of the inputs, for torch_reference
+    triton: str                 # fp32 values of the inputs, for a Triton kernel
     names: tuple[str, ...]      # inputs and attributes, in order of first use
     functions: tuple[str, ...]  # FUNCTIONS used, in order of first use
 
@@ -152,6 +153,32 @@ _TORCH = {
     "where": "torch.where({}, {}, {})",
 }
 assert set(_TORCH) | {"pow"} == set(FUNCTIONS)
+
+
+# The functions in Triton, for kernels of `plugkit new --lang triton`: fp32 values in, the same math
+# as the CUDA translation (libdevice where triton.language has no such function).
+_TRITON = {
+    "abs": "tl.abs({})", "exp": "tl.exp({})", "expm1": "libdevice.expm1({})", "log": "tl.log({})",
+    "log1p": "libdevice.log1p({})", "sqrt": "tl.sqrt_rn({})", "rsqrt": "tl.rsqrt({})", "sin": "tl.sin({})",
+    "cos": "tl.cos({})", "tan": "libdevice.tan({})", "atan": "libdevice.atan({})", "tanh": "libdevice.tanh({})",
+    "erf": "tl.erf({})", "floor": "tl.floor({})", "ceil": "tl.ceil({})", "sigmoid": "tl.sigmoid({})",
+    "relu": "tl.maximum({}, 0.0)", "softplus": "tl.maximum({0}, 0.0) + libdevice.log1p(tl.exp(-tl.abs({0})))",
+    "minimum": "tl.minimum({}, {})", "maximum": "tl.maximum({}, {})", "pow": "libdevice.pow({}, {})",
+    "fmod": "libdevice.fmod({}, {})", "clip": "tl.minimum(tl.maximum({}, {}), {})", "where": "tl.where({}, {}, {})",
+}
+assert set(_TRITON) == set(FUNCTIONS)
+
+
+class _TritonPrinter(_Printer):
+    """Triton: Python numbers next to operators; functions from triton.language or libdevice."""
+
+    def __init__(self):
+        super().__init__(cuda=False)
+
+    def call(self, name, args):
+        printed = [self(a)[0] for a in args]
+        prec = _ADD if name == "softplus" else _ATOM
+        return _TRITON[name].format(*printed), prec
 
 
 class _TorchPrinter(_Printer):
@@ -278,7 +305,8 @@ def translate(source: str, tensors: Sequence[str], scalars: Sequence[str],
     cuda, _ = _Printer(cuda=True)(body)
     numpy, _ = _Printer(cuda=False)(body)
     torch, _ = _TorchPrinter(tensors)(body)
-    return Translation(ast.unparse(body), cuda, numpy, torch, tuple(names), tuple(functions))
+    triton, _ = _TritonPrinter()(body)
+    return Translation(ast.unparse(body), cuda, numpy, torch, triton, tuple(names), tuple(functions))
 
 
 def free_names(source: str) -> list[str]:

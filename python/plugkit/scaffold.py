@@ -17,6 +17,11 @@ Kinds:
 - ``custom``: any inputs and outputs, output shapes declared with
   :class:`OutputShape`; the kernel copies input 0 to output 0 until the op is
   written in its place.
+
+``lang="triton"`` (elementwise and rowwise) writes the kernel in Triton instead:
+``kernel.py`` holds a ``@triton.jit`` kernel and its ``LAUNCH`` (arguments and grid
+from the plugin's tensors and fields), which ``plugkit build`` compiles ahead of
+time (:mod:`plugkit.triton_aot`); the C++ plugin class only launches it.
 """
 from __future__ import annotations
 
@@ -38,8 +43,11 @@ from .errors import OutputExistsError, ScaffoldError, SchemaError
 from .expr import FLOAT32_MAX, FUNCTIONS, Translation, free_names, translate
 from .ops import _SOURCE_ROOT
 from .schema import ATTR_TYPES, Attr
+from . import triton_aot
 
 KINDS = ("elementwise", "rowwise", "custom")
+LANGS = ("cuda", "triton")        # what the kernel is written in
+TRITON_KINDS = ("elementwise", "rowwise")
 KERNEL_DTYPES = ("float32", "float16", "bfloat16")  # what dispatchFloat covers
 MAX_ELEMENTWISE_INPUTS = 8
 MAX_RANK = 8              # TensorRT's Dims::MAX_DIMS
@@ -87,6 +95,11 @@ CPP_NAMES = frozenset("""
 _C_MATH_FLOAT = re.compile(r"(?:f?abs|exp(?:2|10|m1)?|log(?:2|10|1p)?|r?sqrt|cbrt|pow|sin|cos|tan|a?(?:sin|cos|tan)h?|"
                            r"atan2|erfc?(?:inv)?|lgamma|tgamma|floor|ceil|round|trunc|rint|nearbyint|fmod|remainder|"
                            r"fmin|fmax|fma|hypot|copysign|ldexp|frexp|modf|sincos|norm)f")
+# Names a generated Triton kernel (kernel.py) uses beside the op's; inputs also name `<input>_ptr` and
+# `<input>_numel` parameters there.
+TRITON_NAMES = frozenset("""
+    n i mask BLOCK tl triton libdevice row start cols x_row y_row out LAUNCH s m e m_new row_max scale
+""".split())
 MAX_NAME_LENGTH = 100  # an op name becomes file names (255 bytes at most on most file systems)
 
 # C++ types of attribute types, for op.py and the CLI's help.
@@ -355,6 +368,7 @@ class OpSpec:
     expr: Translation | None = None
     output_shapes: tuple[OutputShape, ...] = ()
     command: str = ""  # the `plugkit new` command that regenerates the op
+    lang: str = "cuda"
 
     @property
     def generated_by(self) -> str:
@@ -410,6 +424,14 @@ class OpSpec:
     def files(self) -> dict[str, str]:
         """Template -> path relative to the output root."""
         folder = f"plugins/{self.snake}"
+        if self.lang == "triton":
+            return {
+                f"triton/{self.kind}/plugin.cpp.j2": f"{folder}/{self.snake}_plugin.cpp",
+                f"triton/{self.kind}/kernel.py.j2": f"{folder}/kernel.py",
+                f"{self.kind}/op.py.j2": f"{folder}/op.py",
+                "README.md.j2": f"{folder}/README.md",
+                "test_op.py.j2": f"tests/test_{self.snake}.py",
+            }
         return {
             f"{self.kind}/plugin.cpp.j2": f"{folder}/{self.snake}_plugin.cpp",
             f"{self.kind}/kernel.h.j2": f"{folder}/{self.snake}_kernel.h",
@@ -425,8 +447,11 @@ def _test_cases(spec: OpSpec) -> list[dict]:
     if spec.kind == "elementwise":
         cases = [{"inputs": [s] * n} for s in [(1,), (3, 7), (2, 5, 64), (4, 4096), (1000003,), (0, 16)]]
         if n > 1:
-            cases += [{"inputs": [x] + [b] * (n - 1)}
-                      for x, b in [((3, 7), (7,)), ((2, 5, 64), (5, 1)), ((4, 4096), (1,)), ((2, 3, 40), (2, 1, 40))]]
+            # A Triton kernel repeats the other inputs whole along the first's leading axes (see triton.h).
+            broadcasts = ([((3, 7), (7,)), ((4, 4096), (1,)), ((2, 3, 40), (1, 3, 40)), ((2, 5, 64), (64,))]
+                          if spec.lang == "triton" else
+                          [((3, 7), (7,)), ((2, 5, 64), (5, 1)), ((4, 4096), (1,)), ((2, 3, 40), (2, 1, 40))])
+            cases += [{"inputs": [x] + [b] * (n - 1)} for x, b in broadcasts]
         if spec.expr_attrs:
             cases.append({"inputs": [(8, 1024)] * n, "attrs": {a.name: other_value(a) for a in spec.expr_attrs}})
         return cases
@@ -439,11 +464,21 @@ def _test_cases(spec: OpSpec) -> list[dict]:
 
 def plan(name: str, *, kind: str = "elementwise", inputs: Sequence[str] = (), outputs: Sequence[str] = (),
          attrs: Sequence[Attr | str] = (), dtypes: Sequence[str] = KERNEL_DTYPES, expr: str | None = None,
-         output_shapes: Sequence[str] = (), version: str = "1", namespace: str = "plugkit") -> OpSpec:
+         output_shapes: Sequence[str] = (), version: str = "1", namespace: str = "plugkit",
+         lang: str = "cuda") -> OpSpec:
     """Check a request and return the op it describes; raises ScaffoldError saying why not."""
     check_op_name(name)
     if kind not in KINDS:
         raise ScaffoldError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    if lang not in LANGS:
+        raise ScaffoldError(f"unknown kernel language {lang!r}; use one of {', '.join(LANGS)}")
+    if lang == "triton":
+        if kind not in TRITON_KINDS:
+            raise ScaffoldError(f"--lang triton scaffolds --kind {' or '.join(TRITON_KINDS)}; a {kind} op's kernel "
+                                f"is CUDA (or move your own @triton.jit kernel into a plugin: docs/triton.md)")
+        if not triton_aot.triton_available():
+            raise ScaffoldError("--lang triton needs the triton package, which is not installed: "
+                                "pip install 'plugkit[triton]'")
     _check_version(version)
     _check_namespace(namespace)
     attrs = tuple(a if isinstance(a, Attr) else parse_attr(a) for a in attrs)
@@ -472,6 +507,10 @@ def plan(name: str, *, kind: str = "elementwise", inputs: Sequence[str] = (), ou
     for what, names in (("input", inputs), ("output", outputs)):
         for n in names:
             _check_identifier(what, n)
+    if lang == "triton":
+        for n in list(inputs) + list(outputs) + [a.name for a in attrs]:
+            if n in TRITON_NAMES or n.endswith(("_ptr", "_numel")):
+                raise ScaffoldError(f"{n!r} is a name the generated Triton kernel uses for itself; pick another name")
     everything = list(inputs) + list(outputs) + [a.name for a in attrs]
     duplicates = sorted({n for n in everything if everything.count(n) > 1})
     if duplicates:
@@ -501,7 +540,8 @@ def plan(name: str, *, kind: str = "elementwise", inputs: Sequence[str] = (), ou
             declared[out] = shape
         shapes = tuple(declared.get(o, OutputShape(like=inputs[0])) for o in outputs)
     return OpSpec(name, kind, tuple(inputs), outputs, attrs, dtypes, version, namespace, translation, shapes,
-                  _command(name, kind, inputs, outputs, attrs, dtypes, translation, output_shapes, version, namespace))
+                  _command(name, kind, inputs, outputs, attrs, dtypes, translation, output_shapes, version, namespace,
+                           lang), lang)
 
 
 def _attr_text(attr: Attr) -> str:
@@ -509,8 +549,10 @@ def _attr_text(attr: Attr) -> str:
     return f"{attr.name}:{attr.type}={default}"
 
 
-def _command(name, kind, inputs, outputs, attrs, dtypes, translation, output_shapes, version, namespace) -> str:
+def _command(name, kind, inputs, outputs, attrs, dtypes, translation, output_shapes, version, namespace,
+             lang="cuda") -> str:
     args = ["plugkit", "new", name] + (["--kind", kind] if kind != "elementwise" else [])
+    args += ["--lang", lang] if lang != "cuda" else []
     args += [a for i in inputs for a in ("--input", i)] + [a for o in outputs for a in ("--output", o)]
     args += [a for attr in attrs for a in ("--attr", _attr_text(attr))]
     args += ["--dtypes", ",".join(dtypes)] if tuple(dtypes) != KERNEL_DTYPES else []

@@ -2,12 +2,14 @@
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from ..errors import PlugkitError
 from ..host import PluginLibrary
 from ..library_check import describe
 from ..ops import _SOURCE_ROOT
+from ..triton_aot import require_triton
 from ._common import print_check_report
 
 
@@ -41,7 +43,11 @@ def main(args) -> int:
         raise PlugkitError("cmake is not on PATH; install it (apt-get install cmake, or pip install cmake)")
     source = source_dir(args.source)
     build = Path(args.build_dir)
-    configure = ["cmake", "-S", str(source), "-B", str(build), f"-DCMAKE_BUILD_TYPE={args.config}"]
+    triton_kernels = sorted(source.glob("plugins/*/kernel.py"))
+    if triton_kernels:
+        require_triton(f"{triton_kernels[0].parent} (a Triton kernel, compiled at build time)")
+    configure = ["cmake", "-S", str(source), "-B", str(build), f"-DCMAKE_BUILD_TYPE={args.config}",
+                 f"-DPLUGKIT_PYTHON={sys.executable}"]
     if args.arch:
         configure.append(f"-DPLUGKIT_CUDA_ARCHITECTURES={args.arch}")
     configure += [f"-D{d}" for d in args.defines]

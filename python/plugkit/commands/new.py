@@ -13,6 +13,7 @@ examples:
   plugkit new ScaledAdd --expr "a * b + alpha" --attr alpha:float32=1.0
   plugkit new MyLeakyRelu --expr "where(x > 0, x, slope * x)" --attr slope:float32=0.01 --dtypes float16,bfloat16
   plugkit new RowSoftmax --kind rowwise
+  plugkit new TritonSwish --lang triton --expr "x * sigmoid(x)"
   plugkit new TopKLike --kind custom --input X --output values --output indices \\
       --output-shape "values=X[0],4" --output-shape "indices=X[0],4" --attr k:int32=4
 
@@ -34,6 +35,10 @@ def register(subparsers):
                    help="elementwise: y = EXPR of inputs of one shape (or broadcasting to the first's); "
                         "rowwise: reduction over the last axis written back per element (softmax to start); "
                         "custom: any inputs/outputs, a placeholder kernel (default: elementwise)")
+    p.add_argument("--lang", choices=scaffold.LANGS, default="cuda",
+                   help="what the kernel is written in: cuda, or triton (a @triton.jit kernel in kernel.py, "
+                        "compiled ahead of time by plugkit build; --kind elementwise or rowwise; needs "
+                        "pip install 'plugkit[triton]') (default: cuda)")
     p.add_argument("-i", "--input", dest="inputs", action="append", default=[], metavar="NAME",
                    help="an input, in order (repeatable). Default: elementwise, the names --expr uses that "
                         "are not attributes (else x); other kinds, X")
@@ -65,7 +70,8 @@ def main(args) -> int:
     files = scaffold.scaffold(
         args.name, root, force=args.force, dry_run=args.dry_run, kind=args.kind, inputs=args.inputs,
         outputs=args.outputs, attrs=args.attrs, dtypes=[d.strip() for d in args.dtypes.split(",") if d.strip()],
-        expr=args.expr, output_shapes=args.output_shapes, version=args.op_version, namespace=args.namespace)
+        expr=args.expr, output_shapes=args.output_shapes, version=args.op_version, namespace=args.namespace,
+        lang=args.lang)
     verb = "would write" if args.dry_run else "wrote"
     for path in files:
         state = " (exists; overwritten)" if args.force and path.exists() and args.dry_run else ""
