@@ -80,8 +80,20 @@ def require_cuda():
 
 def random_inputs(schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str, seed: int,
                   device: str = "cuda") -> list[Any]:
-    """Random normal torch inputs (never zeros: zeros hide unwritten outputs)."""
-    return tensors.random_tensors(shapes, dtype, seed, device)
+    """Random torch inputs of ``dtype``, or of the dtype an input's TensorSpec fixes: normal floats
+    (never zeros: zeros hide unwritten outputs), small non-negative integers, 0/1 bools."""
+    import torch
+
+    inputs = tensors.random_tensors(shapes, dtype, seed, device)
+    for i, spec in enumerate(schema.inputs[:len(shapes)]):
+        if spec.dtype is None or spec.dtype == dtype:
+            continue
+        if spec.dtype in ("float32", "float16", "bfloat16"):
+            inputs[i] = inputs[i].to(getattr(torch, spec.dtype))
+        else:
+            data = tensors.random_array(np.random.default_rng([seed, i]), shapes[i], spec.dtype)
+            inputs[i] = tensors.numpy_to_torch(data).to(device)
+    return inputs
 
 
 def to_numpy(t) -> np.ndarray:
@@ -91,17 +103,17 @@ def to_numpy(t) -> np.ndarray:
 
 def run_plugin(library: PluginLibrary, schema: OpSchema, inputs: Sequence[Any],
                attrs: Mapping[str, Any] | None = None) -> list[Any]:
-    """Run the schema's plugin once through the whole lifecycle; outputs are poisoned with
-    NaN before the launch, so an element the kernel never writes fails the comparison."""
+    """Run the schema's plugin once through the whole lifecycle; outputs are poisoned (NaN,
+    or an integer dtype's lowest value) before the launch, so an element the kernel never writes
+    fails the comparison."""
     import torch
 
     creator = library.creator(schema.name, schema.version, schema.namespace)
     specs = [(str(t.dtype).replace("torch.", ""), list(t.shape)) for t in inputs]
     prepared = PreparedPlugin(creator, attrs, specs)
     outputs = prepared.allocate_outputs(inputs[0])
-    for o in outputs:
-        if o.is_floating_point():
-            o.fill_(float("nan"))
+    for o in outputs:  # integers get their dtype's lowest value, which a size output may not hold
+        o.fill_(float("nan") if o.is_floating_point() else torch.iinfo(o.dtype).min)
     prepared.enqueue(inputs, outputs)
     torch.cuda.synchronize()
     return prepared.trim(outputs)  # data-dependent outputs cut to the size the plugin wrote
