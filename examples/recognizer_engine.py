@@ -113,6 +113,9 @@ def main(argv=None) -> int:
     parser.add_argument("--onnx", help="a recognizer's ONNX of your own (un-plugged), instead of --model")
     parser.add_argument("--workdir", default="recognizer_out", help="where the files go")
     parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--backend", choices=("tensorrt", "rtx"), default="tensorrt",
+                        help="the engine backend: TensorRT (default) or TensorRT-RTX (its runtime needs "
+                             "an RTX-class GPU)")
     parser.add_argument("--fp16", action="store_true",
                         help="build in fp16 (compared under the fp16 tolerance; a deep network may "
                              "accumulate more error than one op's tolerance allows)")
@@ -135,14 +138,16 @@ def main(argv=None) -> int:
 
     input_name = onnx.load(str(plugged), load_external_data=False).graph.input[0].name
     engine_path = work / "recognizer.engine"
-    result = plugkit("engine", plugged, "--plugins", args.plugins, *(["--fp16"] if args.fp16 else []),
+    result = plugkit("engine", plugged, "--plugins", args.plugins, "--backend", args.backend,
+                     *(["--fp16"] if args.fp16 else []),
                      "--shapes", SHAPES.format(input=input_name), "-o", engine_path, "--force")
     if result.returncode:
         if "TensorRT's Python package is not available" in result.stderr:
             print("TensorRT is not installed here: stopping after the plugin check.")
             return 0
         return 1
-    return plugkit("run", engine_path, "--plugins", args.plugins, "--shapes", RUN_SHAPE.format(input=input_name),
+    return plugkit("run", engine_path, "--plugins", args.plugins, "--backend", args.backend,
+                   "--shapes", RUN_SHAPE.format(input=input_name),
                    "--compare", original, "--iterations", args.iterations).returncode
 
 

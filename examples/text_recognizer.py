@@ -9,6 +9,13 @@ graph TensorRT gets. The model is exported with the TorchScript exporter at
 opset 17, then ``plugkit insert`` puts the RMSNorm plugin in and ``plugkit
 verify`` checks it at several widths.
 
+Then the recognizer ends with CTC greedy decoding (labels, scores and decoded
+lengths instead of log-probabilities to copy back and decode on the host): once
+with the decode written in PyTorch ops (argmax, runs, compaction; ONNX Runtime
+runs it) and once through the CTCGreedyDecoder plugin's torch op, both exported
+with the dynamo exporter (dynamic batch and width, labels [N, M] with M
+data-dependent), and ``plugkit verify`` checks that the two agree.
+
     python examples/text_recognizer.py [workdir]
 """
 from __future__ import annotations
@@ -24,6 +31,9 @@ import torch
 from torch import nn
 
 from plugkit.cli import main as plugkit
+from plugkit.onnx_export import export as export_with_plugins
+from plugkit.ops import op_module
+from plugkit.torch_ops import torch_op
 
 NUM_CLASSES = 37  # CTC blank + 0-9 + a-z
 
@@ -131,6 +141,37 @@ def export(model, path: Path):
                           dynamic_axes={"image": {3: "width"}, "log_probs": {1: "columns"}})
 
 
+class DecodingRecognizer(nn.Module):
+    """The recognizer, then CTC greedy decoding: (N, 3, 32, W) -> labels [N, M] int32, scores [N, M]
+    float32, decoded lengths [N] int32, with M the longest decoded length (data-dependent).
+    ``plugin``: through the CTCGreedyDecoder op (a plugin node in ONNX); else in PyTorch ops."""
+
+    def __init__(self, recognizer: TextRecognizer, plugin: bool = True):
+        super().__init__()
+        self.recognizer, self.plugin = recognizer, plugin
+
+    def forward(self, image):
+        log_probs = self.recognizer(image)
+        if self.plugin:
+            labels, scores, lengths, _ = torch_op("CTCGreedyDecoder")(log_probs)
+            return labels, scores, lengths
+        labels, scores, lengths, longest = op_module("CTCGreedyDecoder").torch_reference(log_probs)
+        m = longest.item()  # padded to T columns: cut to M, a size known only from the data
+        torch._check_is_size(m)
+        torch._check(m <= labels.shape[1])
+        return labels[:, :m], scores[:, :m], lengths
+
+
+def export_decoding(model: TextRecognizer, path: Path, plugin: bool):
+    """The decoding recognizer through the dynamo exporter, batch and width dynamic."""
+    dims = {0: torch.export.Dim("batch", min=1, max=64), 3: torch.export.Dim("width", min=16, max=4096)}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        export_with_plugins(DecodingRecognizer(model, plugin), (torch.randn(2, 3, 32, 448),), str(path),
+                            input_names=["image"], output_names=["labels", "scores", "lengths"],
+                            dynamic_shapes={"image": dims})
+
+
 def main(workdir: str | Path) -> int:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +180,15 @@ def main(workdir: str | Path) -> int:
     status = plugkit(["insert", str(original), "--op", "RMSNorm", "-o", str(plugged), "--force"])
     if status:
         return status
-    return plugkit(["verify", str(original), str(plugged), "--dim", "width=448,160,64"])
+    status = plugkit(["verify", str(original), str(plugged), "--dim", "width=448,160,64"])
+    if status:
+        return status
+    model = build_model()
+    decoding, decoding_plugged = workdir / "text_recognizer.decoding.onnx", workdir / "text_recognizer.decoder.onnx"
+    export_decoding(model, decoding, plugin=False)
+    export_decoding(model, decoding_plugged, plugin=True)
+    return plugkit(["verify", str(decoding), str(decoding_plugged), "--dim", "batch=1,3,8", "--dim",
+                    "width=64,448,1024"])
 
 
 if __name__ == "__main__":

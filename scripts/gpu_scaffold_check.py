@@ -41,11 +41,22 @@ PROJECT_FILES = ("CMakeLists.txt", "cmake", "csrc", "plugins", "conftest.py", "p
 
 # One op of each kind, as a user would ask for it.
 OPS = {
+    "GeluTanh": ["--expr", "0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)))"],
+    "ScaleShift": ["--expr", "a * b + alpha", "--attr", "alpha:float32=0.5"],
     "GatedScale": ["--expr", "a * sigmoid(b) + alpha * tanh(a)", "--attr", "alpha:float32=0.5"],
     "RowSoftmax": ["--kind", "rowwise"],
     "SplitCopy": ["--kind", "custom", "--input", "X", "--output", "Y", "--output", "Z",
                   "--output-shape", "Z=X[0],4"],
 }
+
+# The template targets of issue 20: op -> (input shapes per case, (least % of copy, least
+# speed-up over eager, least speed-up over torch.compile)); None: no target.
+BENCH = {
+    "GeluTanh": ([[(16384, 8192)]], (0.90, 1.0, 1.0)),
+    "ScaleShift": ([[(16384, 8192), (16384, 8192)], [(16384, 8192), (8192,)]], (0.90, 1.0, 1.0)),
+    "RowSoftmax": ([[(32768, 1024)], [(4096, 4096)], [(262144, 128)]], (0.85, None, 0.95)),
+}
+DTYPES = ("float32", "float16", "bfloat16")
 
 
 def tensorrt_include_dir() -> str | None:

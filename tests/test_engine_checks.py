@@ -92,9 +92,22 @@ def test_build_checks_shapes_and_plugins_before_tensorrt(model_path, tmp_path):
 
 
 def test_build_without_tensorrt_says_how_to_get_it(model_path, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "tensorrt", None)  # as on a machine without it
-    with pytest.raises(engine.TensorRTMissingError, match="pip install 'plugkit\\[trt\\]'"):
+    for module in ("tensorrt", "tensorrt_rtx_bindings", "tensorrt_rtx"):  # as on a machine without them
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(engine.TensorRTMissingError, match="pip install 'plugkit\\[trt\\]'.*'plugkit\\[rtx\\]'"):
         engine.build(model_path, tmp_path / "a.engine", shapes=["x:1x8,2x8,4x8"], check_plugins=False)
+    assert not (tmp_path / "a.engine").exists()
+
+
+def test_options_of_the_other_backend_are_refused_before_it_is_imported(model_path, tmp_path, monkeypatch):
+    for module in ("tensorrt", "tensorrt_rtx_bindings", "tensorrt_rtx"):  # neither is needed to say so
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(engine.EngineError, match="--compute-capability .* use it with --backend rtx"):
+        engine.build(model_path, tmp_path / "a.engine", backend="tensorrt", compute_capabilities=["8.9"])
+    with pytest.raises(engine.EngineError, match="TensorRT-RTX does not build version-compatible engines"):
+        engine.build(model_path, tmp_path / "a.engine", backend="rtx", version_compatible=True)
+    with pytest.raises(engine.EngineError, match="unknown backend 'trt'; choose one of tensorrt, rtx"):
+        engine.build(model_path, tmp_path / "a.engine", backend="trt")
     assert not (tmp_path / "a.engine").exists()
 
 

@@ -76,7 +76,7 @@ def test_engine_cli_without_tensorrt(tmp_path, capsys, monkeypatch):
     model = tmp_path / "m.onnx"
     onnx.save(plugged_model(), model)
     plugins = ["--plugins", str(testing.built_library())]
-    assert main(["engine", str(model), "--shapes", "x:1x8,4x8,16x8", *plugins]) == 2
+    assert main(["engine", str(model), "--shapes", "x:1x8,4x8,16x8", *plugins, "--backend", "tensorrt"]) == 2
     assert "TensorRT's Python package is not available" in capsys.readouterr().err
     assert not (tmp_path / "m.engine").exists()
 

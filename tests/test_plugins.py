@@ -57,4 +57,5 @@ def test_matches_reference_on_test_cases(library, name):
     schema = SCHEMAS[name]
     for i, case in enumerate(_cases(schema)):
         for dtype in schema.dtypes:
-            testing.check_against_reference(library, schema, case["inputs"], dtype, case.get("attrs"), seed=i)
+            testing.check_against_reference(library, schema, case["inputs"], dtype, case.get("attrs"), seed=i,
+                                            values=case.get("values"))

@@ -159,8 +159,8 @@ def test_workspace_is_asked_only_for_a_broadcast_scale(creator):
 # ------------------------------------------------------------------ lifecycle
 
 LIFECYCLE = [
-    "createPlugin(kBUILD)", "getNbOutputs", "getOutputDataTypes", "getNbOutputs", "getOutputShapes",
-    "supportsFormatCombination", "supportsFormatCombination", "supportsFormatCombination",
+    "createPlugin(kBUILD)", "getNbOutputs", "getOutputDataTypes", "clone", "getNbOutputs", "getOutputShapes",
+    "clone", "supportsFormatCombination", "supportsFormatCombination", "supportsFormatCombination",
     "configurePlugin", "getWorkspaceSize", "getNbTactics", "getTimingCacheID", "getFieldsToSerialize",
     "createPlugin(kRUNTIME)", "attachToContext", "setTactic", "onShapeChange",
 ]

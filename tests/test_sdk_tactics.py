@@ -18,8 +18,8 @@ def creator():
 
 
 BUILD_PHASE = [
-    "createPlugin(kBUILD)", "getNbOutputs", "getOutputDataTypes", "getNbOutputs", "getOutputShapes",
-    "supportsFormatCombination", "supportsFormatCombination", "supportsFormatCombination",
+    "createPlugin(kBUILD)", "getNbOutputs", "getOutputDataTypes", "clone", "getNbOutputs", "getOutputShapes",
+    "clone", "supportsFormatCombination", "supportsFormatCombination", "supportsFormatCombination",
     "configurePlugin", "getWorkspaceSize", "getNbTactics", "getValidTactics", "getTimingCacheID",
     "getFieldsToSerialize",
 ]

@@ -41,6 +41,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import tensors
 from .host import PluginLibrary, PreparedPlugin
+from .ops import case_inputs
 from .schema import OpSchema
 
 
@@ -204,16 +205,18 @@ def plain_launches():
 
 def contenders(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
                attrs: Mapping[str, Any] | None, baselines: bool = True, warm: bool = False,
-               pdl: bool = False) -> tuple[dict[str, Callable[[], Any]], int, int]:
+               pdl: bool = False, values: Mapping[str, Any] | None = None,
+               ) -> tuple[dict[str, Callable[[], Any]], int, int]:
     """One launch of each contender (``plugin0``, ``plugin1``..., ``eager``, ``compile``; with
     ``pdl`` also ``plugin0-no-pdl`` and ``compile-pdl``) as a function that takes the next set of
     tensors in turn; the bytes one launch moves; the sets."""
     import torch
 
     attrs = schema.resolve_attrs(attrs)
-    inputs = tensors.random_tensors(shapes, dtype, seed=0)
-    prepared = [PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
-                               [(dtype, list(s)) for s in shapes]) for library in libraries]
+    inputs = case_inputs(schema, shapes, dtype, seed=0, values=values)
+    specs = [(str(t.dtype).replace("torch.", ""), list(t.shape)) for t in inputs]  # integer inputs keep theirs
+    prepared = [PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs, specs)
+                for library in libraries]
     outputs = prepared[0].allocate_outputs(inputs[0])
     nbytes = sum(t.numel() * t.element_size() for t in list(inputs) + list(outputs))
     sets = [(inputs, outputs)] + [([t.clone() for t in inputs], prepared[0].allocate_outputs(inputs[0]))
@@ -254,10 +257,11 @@ def contenders(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
 
 def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
                attrs: Mapping[str, Any] | None, copy_gbps: float, baselines: bool = True,
-               rounds: int = 15, warm: bool = False, pdl: bool = False) -> BenchRow:
+               rounds: int = 15, warm: bool = False, pdl: bool = False,
+               values: Mapping[str, Any] | None = None) -> BenchRow:
     """One row of the table; with ``pdl`` (baselines needed) also the first library without PDL
     and torch.compile with it."""
-    fns, nbytes, sets = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm, pdl)
+    fns, nbytes, sets = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm, pdl, values)
     times = time_graphs(fns, launches=sets * math.ceil(20 / sets), rounds=rounds, scrub=not warm)
     plugin_times = [times[f"plugin{i}"] for i in range(len(libraries))]
     compile_times = times.get("compile")
@@ -283,14 +287,15 @@ def bench_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Seq
 
 
 def profile_case(libraries: Sequence[PluginLibrary], schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
-                 attrs: Mapping[str, Any] | None, baselines: bool = True) -> list[str]:
+                 attrs: Mapping[str, Any] | None, baselines: bool = True,
+                 values: Mapping[str, Any] | None = None) -> list[str]:
     """Launch each contender once between ``cudaProfilerStart`` and ``cudaProfilerStop``, each in
     an NVTX range of its name, after warm-up launches (module loading, torch.compile's compile
     and autotuning) outside that window: for ``ncu --profile-from-start off`` or
     ``nsys profile --capture-range=cudaProfilerApi``. Returns the range names in launch order."""
     import torch
 
-    fns, _, _ = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm=True)
+    fns, _, _ = contenders(libraries, schema, shapes, dtype, attrs, baselines, warm=True, values=values)
     for fn in fns.values():
         for _ in range(3):
             fn()
@@ -340,7 +345,7 @@ def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dt
     rows = []
     for case, dtype in plan:
         row = bench_case(libraries, schema, case["inputs"], dtype, case.get("attrs"), copy_gbps, baselines,
-                         rounds, warm, pdl)
+                         rounds, warm, pdl, case.get("values"))
         rows.append(row)
         if echo:
             echo(format_row(row))
@@ -371,14 +376,15 @@ class TacticRow:
 
 
 def tactic_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
-                attrs: Mapping[str, Any] | None, rounds: int = 15, warm: bool = False) -> TacticRow:
+                attrs: Mapping[str, Any] | None, rounds: int = 15, warm: bool = False,
+                values: Mapping[str, Any] | None = None) -> TacticRow:
     """Time every valid tactic of the op at one case, in the same interleaved rounds."""
     from .errors import PlugkitError
 
     attrs = schema.resolve_attrs(attrs)
-    inputs = tensors.random_tensors(shapes, dtype, seed=0)
+    inputs = case_inputs(schema, shapes, dtype, seed=0, values=values)
     prepared = PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
-                              [(dtype, list(s)) for s in shapes])
+                              [(str(t.dtype).replace("torch.", ""), list(t.shape)) for t in inputs])
     tactics = prepared.build_plugin.tactics()
     if not tactics:
         raise PlugkitError(f"{schema.name} declares no tactics (its plugin has no tactics() hook); "
@@ -417,7 +423,8 @@ def run_tactics(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str] 
         echo(f"device: {torch.cuda.get_device_name()}  (us per launch, median of {rounds} rounds)")
     rows = []
     for case, dtype in cases_and_dtypes(schema, cases, dtypes):
-        row = tactic_case(library, schema, case["inputs"], dtype, case.get("attrs"), rounds, warm)
+        row = tactic_case(library, schema, case["inputs"], dtype, case.get("attrs"), rounds, warm,
+                          case.get("values"))
         rows.append(row)
         if echo:
             echo(format_tactic_row(row))
@@ -450,7 +457,8 @@ ENQUEUE_GOAL_US = 5.0  # issue 23: a plugin's own enqueue costs the host thread 
 
 
 def overhead_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str,
-                  attrs: Mapping[str, Any] | None, iterations: int = 1000, batch: int = 100) -> OverheadRow:
+                  attrs: Mapping[str, Any] | None, iterations: int = 1000, batch: int = 100,
+                  values: Mapping[str, Any] | None = None) -> OverheadRow:
     """Time ``iterations`` enqueues both ways, in batches of ``batch`` launches with a synchronize
     between batches (untimed), so that a full launch queue never blocks a timed call."""
     import time
@@ -458,9 +466,9 @@ def overhead_case(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Seq
     import torch
 
     attrs = schema.resolve_attrs(attrs)
-    inputs = tensors.random_tensors(shapes, dtype, seed=0)
+    inputs = case_inputs(schema, shapes, dtype, seed=0, values=values)
     prepared = PreparedPlugin(library.creator(schema.name, schema.version, schema.namespace), attrs,
-                              [(dtype, list(s)) for s in shapes])
+                              [(str(t.dtype).replace("torch.", ""), list(t.shape)) for t in inputs])
     outputs = prepared.allocate_outputs(inputs[0])
     for _ in range(10):  # module load, first-launch costs, caches filled in onShapeChange or the first enqueue
         prepared.enqueue(inputs, outputs)
@@ -503,7 +511,8 @@ def run_overhead(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str]
         echo(OVERHEAD_HEADER)
     rows = []
     for case, dtype in cases_and_dtypes(schema, cases, dtypes):
-        row = overhead_case(library, schema, case["inputs"], dtype, case.get("attrs"), iterations)
+        row = overhead_case(library, schema, case["inputs"], dtype, case.get("attrs"), iterations,
+                            values=case.get("values"))
         rows.append(row)
         if echo:
             echo(format_overhead_row(row))

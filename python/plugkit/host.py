@@ -359,7 +359,7 @@ class Plugin:
 
     def on_shape_change(self, inputs, outputs) -> None:
         """onShapeChange with concrete ``(dtype, shape)`` pairs."""
-        _call(self._native.on_shape_change, _values(inputs), _values(outputs))
+        _call(self._native.on_shape_change, _values(inputs), _values(outputs, unknown=True))
 
     def enqueue(self, inputs: Sequence[Any], outputs: Sequence[Any], workspace: int = 0, stream=None,
                 output_dims: Sequence[Sequence[int]] | None = None) -> None:
@@ -387,11 +387,14 @@ class Plugin:
         return ins, outs, int(workspace), stream_handle
 
 
-def _dimension(d, symbolic: bool):
-    """A dimension as the host takes it: a non-negative int, or (``symbolic``) a symbol name."""
+def _dimension(d, symbolic: bool, unknown: bool = False):
+    """A dimension as the host takes it: a non-negative int, or (``symbolic``) a symbol name, or
+    (``unknown``) -1, TensorRT's value for a data-dependent dimension before enqueue."""
     if symbolic and isinstance(d, str) and d.isidentifier():
         return d
     if isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)):
+        if unknown and d == -1:
+            return -1
         if d < 0:
             raise PluginError(f"dimension {d} is negative")
         if d >= 2**63:
@@ -415,8 +418,8 @@ def _ranges(pairs):
     return out
 
 
-def _values(pairs):
-    return [(_dtype_name(dtype), "LINEAR", [_dimension(d, symbolic=False) for d in shape], 0)
+def _values(pairs, unknown: bool = False):
+    return [(_dtype_name(dtype), "LINEAR", [_dimension(d, symbolic=False, unknown=unknown) for d in shape], 0)
             for dtype, shape in pairs]
 
 
@@ -481,13 +484,16 @@ class PreparedPlugin:
     """A plugin taken through TensorRT's build phase and into its runtime phase for
     fixed input shapes/dtypes, ready to enqueue repeatedly (tests, benchmarks).
 
-    Build: createPlugin(kBUILD), getNbOutputs, getOutputDataTypes, getOutputShapes,
-    supportsFormatCombination (every position), configurePlugin, getWorkspaceSize,
-    getNbTactics + getValidTactics, getTimingCacheID, getFieldsToSerialize. Runtime:
-    createPlugin(kRUNTIME) from the serialized fields, attachToContext, setTactic
-    (``tactic``; by default the plugin's first, or TensorRT's default 0 when it has none),
-    onShapeChange; then enqueue. :meth:`time_tactics` times each tactic on the build-phase
-    plugin as TensorRT's builder does (setTactic, onShapeChange, enqueue).
+    Build, in the order TensorRT-RTX's builder was recorded to use (docs/engines.md):
+    createPlugin(kBUILD), getNbOutputs, getOutputDataTypes; a clone for getOutputShapes;
+    a clone of that for supportsFormatCombination (every position), configurePlugin,
+    getWorkspaceSize, getNbTactics + getValidTactics, getTimingCacheID and getFieldsToSerialize:
+    the builder configures and serializes a copy, so a clone that loses state fails here as in
+    an engine build. Runtime: createPlugin(kRUNTIME) from the serialized fields,
+    attachToContext, setTactic (``tactic``; by default the plugin's first, or TensorRT's
+    default 0 when it has none), onShapeChange; then enqueue. :meth:`time_tactics` times each
+    tactic on the build-phase plugin as TensorRT's builder does (setTactic, onShapeChange,
+    enqueue).
 
     Outputs with a data-dependent dimension (a size tensor) are allocated for its upper
     bound; calling the object returns them trimmed to the size the plugin wrote.
@@ -499,8 +505,8 @@ class PreparedPlugin:
         input_specs = [(_dtype_name(d), [int(x) for x in s]) for d, s in input_specs]
         in_dtypes = [d for d, _ in input_specs]
         build = creator.create(attrs, phase="build", layer_name=layer_name)
-        self.build_plugin = build
         self.output_dtypes = build.output_dtypes(in_dtypes)
+        build = build.clone()
         shapes = build.output_shapes([s for _, s in input_specs])
         self._check_outputs(build, shapes)
         symbolic = [s for s in shapes if any(isinstance(d, str) for d in s)]
@@ -513,6 +519,7 @@ class PreparedPlugin:
         out_ranges = [(dtype, ([0 if isinstance(d, DataDependentDim) else d for d in s],
                                [d.opt if isinstance(d, DataDependentDim) else d for d in s], upper))
                       for dtype, s, upper in zip(self.output_dtypes, shapes, self.output_shapes)]
+        build = build.clone()
         all_dtypes = in_dtypes + self.output_dtypes
         for pos in range(len(all_dtypes)):
             if not build.supports(pos, all_dtypes, len(in_dtypes)):
@@ -520,6 +527,7 @@ class PreparedPlugin:
                     f"{build.name} does not support dtype {all_dtypes[pos]} at position {pos} "
                     f"(inputs then outputs: {all_dtypes}); supported: {build.format_table(len(in_dtypes))}")
         build.configure(input_specs, out_ranges)
+        self.build_plugin = build  # the configured copy, which the builder times tactics on
         self.workspace_bytes = build.workspace_size(input_specs, out_ranges)
         self.tactics = build.valid_tactics()
         self.timing_cache_id = build.timing_cache_id()

@@ -37,6 +37,8 @@ def _split_args(schema: OpSchema, args, kwargs):
     tensors = list(args[:n]) + [kwargs.pop(t.name) for t in schema.inputs[len(args):] if t.name in kwargs]
     attrs = dict(zip((a.name for a in schema.attrs), args[n:]))
     attrs.update({k: v for k, v in kwargs.items() if k in schema.attr_map})
+    while tensors and tensors[-1] is None:  # optional inputs left out: the node has fewer inputs
+        tensors.pop()
     return tensors, attrs
 
 
@@ -72,7 +74,9 @@ def torchscript_symbolic(schema: OpSchema) -> Callable:
     suffixes = {a.name: _SYMBOLIC_ARG_KINDS[a.type][0] for a in schema.attrs}
 
     def symbolic(g, *args):
-        tensors, attrs = args[:len(schema.inputs)], dict(zip(suffixes, args[len(schema.inputs):]))
+        tensors, attrs = list(args[:len(schema.inputs)]), dict(zip(suffixes, args[len(schema.inputs):]))
+        while tensors and symbolic_helper._is_none(tensors[-1]):  # optional inputs left out
+            tensors.pop()
         onnx_attrs = {f"{k}_{suffixes.get(k, 's')}": v for k, v in node_attrs(schema, attrs).items()}
         outputs = g.op(f"{DOMAIN}::{schema.name}", *tensors, outputs=len(schema.outputs), **onnx_attrs)
         # Carry the traced type (shape and dtype) so the output has value_info.

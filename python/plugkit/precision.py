@@ -24,16 +24,28 @@ class PrecisionPlan:
     notes: tuple[str, ...] = ()
 
 
+_TRT11_WHY = ("TensorRT 11 builds strongly typed networks only (weak typing and the FP16/BF16 builder "
+              "flags were removed)")
+
+
 def precision_plan(trt_major: int, *, fp16: bool = False, bf16: bool = False,
-                   strongly_typed: bool = False) -> PrecisionPlan:
-    """What ``--fp16`` / ``--bf16`` / ``--strongly-typed`` mean on TensorRT ``trt_major``."""
+                   strongly_typed: bool = False, strongly_typed_only: str | None = None) -> PrecisionPlan:
+    """What ``--fp16`` / ``--bf16`` / ``--strongly-typed`` mean on TensorRT ``trt_major``.
+    ``strongly_typed_only``: why a backend builds strongly typed networks only (TensorRT-RTX),
+    whatever its version; it is then planned like TensorRT 11."""
+    if strongly_typed_only:
+        try:
+            plan = precision_plan(11, fp16=fp16, bf16=bf16)
+        except PrecisionError as exc:
+            raise PrecisionError(str(exc).replace(_TRT11_WHY, strongly_typed_only)) from None
+        return dataclasses.replace(plan, notes=tuple(n.replace(_TRT11_WHY, strongly_typed_only)
+                                                     for n in plan.notes))
     if trt_major < 10:
         raise PrecisionError(f"TensorRT {trt_major}.x is not supported; plugkit needs TensorRT 10 or newer "
                              f"(IPluginV3)")
     wanted = [name for name, on in (("float16", fp16), ("bfloat16", bf16)) if on]
     if trt_major >= 11 or strongly_typed:
-        why = ("TensorRT 11 builds strongly typed networks only (weak typing and the FP16/BF16 "
-               "builder flags were removed)" if trt_major >= 11 else "--strongly-typed")
+        why = _TRT11_WHY if trt_major >= 11 else "--strongly-typed"
         if len(wanted) > 1:
             raise PrecisionError(
                 f"{why}: a strongly typed network has one float type, so choose --fp16 or --bf16, "

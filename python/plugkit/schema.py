@@ -92,11 +92,13 @@ class Attr:
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
     """A named input or output of an op; ``dtype`` fixes its dtype (``"int32"`` for indices or
-    lengths), else it has the case's dtype (one of the op's ``dtypes``)."""
+    lengths), else it has the case's dtype (one of the op's ``dtypes``). An ``optional`` input
+    may be left out (it is then None in the references); optional inputs come last, as in ONNX."""
 
     name: str
     doc: str = ""
     dtype: str | None = None
+    optional: bool = False
 
     def __post_init__(self):
         if self.dtype is not None and self.dtype not in DTYPES:
@@ -112,7 +114,9 @@ class OpSchema:
     ``torch_reference`` is the same op in PyTorch (on the tensors' own dtypes):
     the benchmark's eager and ``torch.compile`` baselines. ``test_cases`` and
     ``bench_cases`` are dicts ``{"inputs": [shape, ...], "attrs": {...}}``: the
-    shapes the generated tests check and the shapes the benchmark times.
+    shapes the generated tests check and the shapes the benchmark times; a case may
+    add ``"values"``, what the op.py's own ``random_inputs`` needs beyond shapes
+    (the contents of an index input, for example).
     ``check(input_shapes, **attrs)`` states the rules the plugin itself enforces
     on attribute values and input shapes (dims are ints, None where unknown; a
     shape is None where even the rank is unknown): it returns why a node would
@@ -142,6 +146,9 @@ class OpSchema:
             t if isinstance(t, TensorSpec) else TensorSpec(t) for t in self.inputs))
         object.__setattr__(self, "outputs", tuple(
             t if isinstance(t, TensorSpec) else TensorSpec(t) for t in self.outputs))
+        required = [t.name for t in self.inputs if not t.optional]
+        if any(t.optional for t in self.inputs[:len(required)]) or any(t.optional for t in self.outputs):
+            raise SchemaError(f"op {self.name}: only the last inputs may be optional")
         names = [a.name for a in self.attrs]
         if len(set(names)) != len(names):
             raise SchemaError(f"op {self.name}: duplicate attribute names in {names}")

@@ -23,6 +23,7 @@ from . import tensors
 from .errors import PlugkitError
 from .host import PluginLibrary, PreparedPlugin, cuda_available
 from .library_check import check_fields  # noqa: F401 (the tests' name for the library check's comparison)
+from .ops import case_inputs
 from .plugin_libraries import default_library_path
 from .schema import OpSchema
 from .tolerances import Comparison, compare
@@ -79,21 +80,10 @@ def require_cuda():
 
 
 def random_inputs(schema: OpSchema, shapes: Sequence[Sequence[int]], dtype: str, seed: int,
-                  device: str = "cuda") -> list[Any]:
-    """Random torch inputs of ``dtype``, or of the dtype an input's TensorSpec fixes: normal floats
-    (never zeros: zeros hide unwritten outputs), small non-negative integers, 0/1 bools."""
-    import torch
-
-    inputs = tensors.random_tensors(shapes, dtype, seed, device)
-    for i, spec in enumerate(schema.inputs[:len(shapes)]):
-        if spec.dtype is None or spec.dtype == dtype:
-            continue
-        if spec.dtype in ("float32", "float16", "bfloat16"):
-            inputs[i] = inputs[i].to(getattr(torch, spec.dtype))
-        else:
-            data = tensors.random_array(np.random.default_rng([seed, i]), shapes[i], spec.dtype)
-            inputs[i] = tensors.numpy_to_torch(data).to(device)
-    return inputs
+                  device: str = "cuda", values: Mapping[str, Any] | None = None) -> list[Any]:
+    """Random torch inputs of a case (never zeros: zeros hide unwritten outputs); an op.py may
+    make its own from the case's ``values`` (see :func:`plugkit.ops.case_inputs`)."""
+    return case_inputs(schema, shapes, dtype, seed, device, values)
 
 
 def to_numpy(t) -> np.ndarray:
@@ -103,9 +93,9 @@ def to_numpy(t) -> np.ndarray:
 
 def run_plugin(library: PluginLibrary, schema: OpSchema, inputs: Sequence[Any],
                attrs: Mapping[str, Any] | None = None) -> list[Any]:
-    """Run the schema's plugin once through the whole lifecycle; outputs are poisoned (NaN,
-    or an integer dtype's lowest value) before the launch, so an element the kernel never writes
-    fails the comparison."""
+    """Run the schema's plugin once through the whole lifecycle; outputs are poisoned (NaN, or
+    an integer dtype's lowest value) before the launch, so an element the kernel never writes
+    fails the comparison, and data-dependent ones come back cut to their real shape."""
     import torch
 
     creator = library.creator(schema.name, schema.version, schema.namespace)
@@ -121,10 +111,12 @@ def run_plugin(library: PluginLibrary, schema: OpSchema, inputs: Sequence[Any],
 
 def check_against_reference(library: PluginLibrary, schema: OpSchema, shapes: Sequence[Sequence[int]],
                             dtype: str, attrs: Mapping[str, Any] | None = None,
-                            seed: int = 0, scale_dtype: str | None = None) -> list[Comparison]:
-    """Compare the plugin with the schema's reference on random inputs; asserts every output
-    is within the dtype's tolerance and returns the comparisons."""
-    inputs = random_inputs(schema, shapes, dtype, seed)
+                            seed: int = 0, scale_dtype: str | None = None,
+                            values: Mapping[str, Any] | None = None) -> list[Comparison]:
+    """Compare the plugin with the schema's reference on random inputs (``values``: a case's,
+    see random_inputs); asserts every output is within the dtype's tolerance and returns the
+    comparisons."""
+    inputs = random_inputs(schema, shapes, dtype, seed, values=values)
     if scale_dtype is not None:  # inputs after the first in another float dtype (mixed precision)
         import torch
         inputs = [inputs[0]] + [t.to(getattr(torch, scale_dtype)) for t in inputs[1:]]

@@ -52,7 +52,7 @@ def _default(value) -> str:
 
 def torch_schema(schema: OpSchema) -> str:
     """The op's torch schema string: tensors first, then attributes with defaults."""
-    args = [f"Tensor {t.name}" for t in schema.inputs]
+    args = [f"Tensor? {t.name}=None" if t.optional else f"Tensor {t.name}" for t in schema.inputs]
     args += [f"{_TORCH_ARG_TYPES[a.type]} {a.name}={_default(a.default)}" for a in schema.attrs]
     outs = ", ".join("Tensor" for _ in schema.outputs)
     return f"({', '.join(args)}) -> {outs if len(schema.outputs) == 1 else f'({outs})'}"
@@ -63,16 +63,23 @@ def _output_dtype(inputs) -> torch.dtype:
     return next((t.dtype for t in inputs if t.is_floating_point()), inputs[0].dtype)
 
 
+def _as_output(y: np.ndarray, dtype: torch.dtype, device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(y)).to(device=device, dtype=dtype)
+
+
 def _eager(schema: OpSchema) -> Callable:
     n_inputs = len(schema.inputs)
     names = [a.name for a in schema.attrs]
 
     def run_reference(*args):
         tensors, attrs = args[:n_inputs], dict(zip(names, args[n_inputs:]))
-        outputs = schema.run_reference(*(to_numpy(t, widen="float32") for t in tensors), **attrs)
-        dtype, device = _output_dtype(tensors), tensors[0].device
-        result = tuple(torch.from_numpy(np.ascontiguousarray(y)).to(device=device, dtype=dtype)
-                       for y in outputs)
+        outputs = schema.run_reference(*(None if t is None else to_numpy(t, widen="float32") for t in tensors),
+                                       **attrs)
+        present = [t for t in tensors if t is not None]
+        dtype, device = _output_dtype(present), present[0].device
+        # an output whose schema fixes its dtype (int32 labels, float32 scores) has it
+        result = tuple(_as_output(y, getattr(torch, spec.dtype) if spec.dtype else dtype, device)
+                       for y, spec in zip(outputs, schema.outputs))
         return result[0] if len(result) == 1 else result
 
     return run_reference

@@ -67,14 +67,20 @@ constexpr bool isValid(IoRule const (&rules)[N])
     return true;
 }
 
+//! Whether position `pos` of `inOut` (inputs, then outputs) satisfies its rule. A layer with
+//! `nbInputs` fewer than the rules' inputs (optional trailing inputs left out) has its outputs
+//! at earlier positions; they keep the output rules, and so do the positions `sameAs` names.
 template <size_t N>
-bool supportsCombination(IoRule const (&rules)[N], int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut)
+bool supportsCombination(IoRule const (&rules)[N], int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut,
+    int32_t nbInputs, int32_t nbRuleInputs)
 {
-    if (pos < 0 || pos >= static_cast<int32_t>(N))
+    int32_t const missing = nbRuleInputs - nbInputs;
+    int32_t const rulePos = pos < nbInputs ? pos : pos + missing;
+    if (pos < 0 || missing < 0 || rulePos >= static_cast<int32_t>(N))
     {
         return false;
     }
-    IoRule const& rule = rules[pos];
+    IoRule const& rule = rules[rulePos];
     nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
     if (!(rule.formats & (1U << static_cast<int32_t>(desc.format))))
     {
@@ -82,9 +88,20 @@ bool supportsCombination(IoRule const (&rules)[N], int32_t pos, nvinfer1::Dynami
     }
     if (rule.sameAs >= 0)
     {
-        return desc.type == inOut[rule.sameAs].desc.type;
+        if (rule.sameAs >= nbInputs && rule.sameAs < nbRuleInputs)
+        {
+            return false; // the input it follows is left out
+        }
+        return desc.type == inOut[rule.sameAs < nbInputs ? rule.sameAs : rule.sameAs - missing].desc.type;
     }
     return (rule.types & typeBit(desc.type)) != 0;
+}
+
+//! The same, for a layer with every input the rules name.
+template <size_t N>
+bool supportsCombination(IoRule const (&rules)[N], int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut)
+{
+    return pos >= 0 && pos < static_cast<int32_t>(N) && supportsCombination(rules, pos, inOut, 0, 0);
 }
 
 //! The single dtype a mask allows, or false when it allows several (the output type is then not implied).

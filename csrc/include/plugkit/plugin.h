@@ -10,6 +10,7 @@
 //     void enqueue(plugkit::Tensors const&, void* workspace, cudaStream_t) const;
 //   optional (the base's defaults shown)
 //     static constexpr char const* kNamespace = "plugkit";
+//     static constexpr int32_t kNbOptionalInputs = 0;   // trailing inputs a network may leave out
 //     void outputShapes(DimsExprs const* in, DimsExprs* out, IExprBuilder&) const;  // out[i] = in[0]
 //     void outputDataTypes(DataType const* in, DataType* out) const;            // from kIoRules
 //     void checkShapes(Dims const* in, Dims const* out) const;                  // accept all
@@ -80,6 +81,10 @@ class Plugin : public nvinfer1::IPluginV3,
 public:
     using Attrs = AttrsT;
     static constexpr char const* kNamespace = "plugkit";
+    //! How many of the last inputs a network may leave out. TensorRT passes every method the
+    //! input count of the layer (an ONNX node without its optional trailing inputs has fewer);
+    //! kIoRules still has a rule for every input, and outputs follow the inputs present.
+    static constexpr int32_t kNbOptionalInputs = 0;
 
     Plugin(std::string layerName, Attrs attrs)
         : mLayerName(std::move(layerName))
@@ -90,6 +95,13 @@ public:
     Attrs const& attrs() const noexcept
     {
         return mAttrs;
+    }
+
+    //! The inputs this layer has (kNbInputs less the optional ones left out), as TensorRT last
+    //! told it: every build call and onShapeChange pass the count; enqueue does not, so it is kept.
+    int32_t nbInputs() const noexcept
+    {
+        return mNbInputs < 0 ? Self::kNbInputs : mNbInputs;
     }
 
     //! "RMSNorm 'layer_name'" for messages.
@@ -227,7 +239,7 @@ public:
         static_assert(isValid(Self::kIoRules), "kIoRules: sameAs must name an earlier position");
         return guarded<bool>("supportsFormatCombination", who(), false, [&] {
             checkCounts(nbInputs, nbOutputs);
-            return supportsCombination(Self::kIoRules, pos, inOut);
+            return supportsCombination(Self::kIoRules, pos, inOut, nbInputs, Self::kNbInputs);
         });
     }
 
@@ -381,6 +393,7 @@ protected:
         : mLayerName(other.mLayerName)
         , mAttrs(other.mAttrs)
         , mErrorRecorder(other.mErrorRecorder)
+        , mNbInputs(other.mNbInputs)
         , mTactic(other.mTactic)
     {
     }
@@ -404,9 +417,14 @@ private:
 
     void checkCounts(int32_t nbInputs, int32_t nbOutputs) const
     {
-        PLUGKIT_CHECK(nbInputs == Self::kNbInputs && nbOutputs == Self::kNbOutputs,
-            "expects " << Self::kNbInputs << " input(s) and " << Self::kNbOutputs << " output(s); got " << nbInputs
-                       << " and " << nbOutputs);
+        static_assert(Self::kNbOptionalInputs >= 0 && Self::kNbOptionalInputs <= Self::kNbInputs,
+            "kNbOptionalInputs must be between 0 and kNbInputs");
+        int32_t const fewest = Self::kNbInputs - Self::kNbOptionalInputs;
+        PLUGKIT_CHECK(nbInputs >= fewest && nbInputs <= Self::kNbInputs && nbOutputs == Self::kNbOutputs,
+            "expects " << (fewest == Self::kNbInputs ? "" : std::to_string(fewest) + " to ") << Self::kNbInputs
+                       << " input(s) and " << Self::kNbOutputs << " output(s); got " << nbInputs << " and "
+                       << nbOutputs);
+        mNbInputs = nbInputs;
     }
 
     //! Run a hook; 0 on success, -1 after logging (and recording, at runtime) its error.
@@ -448,6 +466,7 @@ private:
     std::string mLayerName;
     Attrs mAttrs;
     nvinfer1::IErrorRecorder* mErrorRecorder{nullptr};
+    mutable int32_t mNbInputs{-1}; // -1: not told yet (nbInputs() then says kNbInputs)
     int32_t mTactic{0}; //!< 0 until setTactic: tactic() then falls back to tactics()[0]
     std::string mTimingCacheID;
     std::vector<nvinfer1::PluginField> mSerialized;

@@ -19,6 +19,12 @@ def add_plugins_argument(parser: argparse.ArgumentParser, help_text: str) -> Non
                         metavar="LIB", help=help_text)
 
 
+def add_backend_argument(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
+    parser.add_argument("--backend", choices=("tensorrt", "rtx"),
+                        help=help_text or "tensorrt (plugkit[trt]) or rtx, TensorRT-RTX (plugkit[rtx]); "
+                                          "default: whichever is installed, tensorrt first")
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -60,7 +60,7 @@ def main(args) -> int:
         bench.require_cuda()
         for case, dtype in bench.cases_and_dtypes(schema, cases, args.dtypes):
             names = bench.profile_case(libraries, schema, case["inputs"], dtype, case.get("attrs"),
-                                       not args.no_baselines)
+                                       not args.no_baselines, case.get("values"))
             print(f"profiled {';'.join('x'.join(map(str, s)) for s in case['inputs'])} {dtype}: {', '.join(names)}")
         return 0
     print(f"plugkit bench {schema.name}: {libraries[0].path}")

@@ -1,7 +1,7 @@
 """``plugkit engine MODEL.onnx --plugins LIB -o MODEL.engine``: build a TensorRT engine."""
 from __future__ import annotations
 
-from ._common import add_plugins_argument, positive_int
+from ._common import add_backend_argument, add_plugins_argument, positive_int
 
 
 def register(subparsers) -> None:
@@ -32,6 +32,11 @@ def register(subparsers) -> None:
     parser.add_argument("--serialize-plugins", dest="serialize_plugins", action="store_true",
                         help="put the plugin libraries into the engine (needs --version-compatible), "
                              "so it loads without them")
+    add_backend_argument(parser)
+    parser.add_argument("--compute-capability", dest="compute_capabilities", action="append", default=[],
+                        metavar="X.Y",
+                        help="with --backend rtx: a GPU generation to build for, e.g. 8.9 (RTX 40xx) or "
+                             "12.0 (RTX 50xx); repeatable (default: the GPU here, else every supported one)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
     parser.add_argument("--no-check", dest="check_plugins", action="store_false",
                         help="skip the plugin check before the build")
@@ -49,6 +54,7 @@ def run_command(args) -> int:
                    workspace_mib=args.workspace, timing_cache=args.timing_cache,
                    version_compatible=args.version_compatible,
                    serialize_plugins=args.serialize_plugins, force=args.force,
-                   check_plugins=args.check_plugins, progress=args.progress, verbose=args.verbose)
+                   check_plugins=args.check_plugins, progress=args.progress, verbose=args.verbose,
+                   backend=args.backend, compute_capabilities=args.compute_capabilities)
     print(result.path)
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import add_plugins_argument, parse_input_files, positive_int
+from ._common import add_backend_argument, add_plugins_argument, parse_input_files, positive_int
 
 
 def register(subparsers) -> None:
@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--warmup", type=int, default=5, metavar="N", help="untimed runs first")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--save-outputs", metavar="DIR", help="save each output as DIR/NAME.npy")
+    add_backend_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="show TensorRT's log")
     parser.set_defaults(func=run_command)
 
@@ -65,7 +66,7 @@ def run_command(args) -> int:
         raise engine_api.EngineError(f"--save-outputs {args.save_outputs} is not a directory")
     if args.compare and not Path(args.compare).is_file():
         raise engine_api.EngineError(f"--compare model {args.compare} does not exist")
-    with engine_api.load(args.engine, args.plugins, verbose=args.verbose) as trt_engine:
+    with engine_api.load(args.engine, args.plugins, verbose=args.verbose, backend=args.backend) as trt_engine:
         print(f"engine {args.engine}")
         for info in trt_engine.tensors:
             print(f"  {'input ' if info.is_input else 'output'} {info.describe()}")

@@ -23,7 +23,8 @@ The modules, one concern each:
 
 | module | what |
 |---|---|
-| ``backend`` | the only place ``tensorrt`` is imported (lazily): registry, logger, engine I/O description, progress monitor |
+| ``backend`` | the only place ``tensorrt`` is imported (lazily): which backend (TensorRT or TensorRT-RTX), registry, logger, engine I/O description, progress monitor, Polygraphy's mode |
+| ``rtx`` | TensorRT-RTX: importing its bindings so its parser can load plugin nodes, compute-capability targets, supported GPUs |
 | ``versions`` | TensorRT version parsing; which plugin library works with which runtime |
 | ``files`` | engine-file sanity checks, atomic writes, hashes |
 | ``record`` | the build record ``<engine>.json`` and what it lets ``load`` check |
@@ -37,7 +38,8 @@ Plugin library paths are checked and opened once in :mod:`plugkit.plugin_librari
 """
 from ..errors import EngineError, EngineFileError, EngineMismatchError, InputError, TensorRTMissingError
 from ..tensors import dtype_name
-from .backend import describe_engine_tensors, import_tensorrt, load_plugins_into_tensorrt
+from .backend import (BACKENDS, TITLES, backend_of, describe_engine_tensors, import_backend, import_tensorrt,
+                      load_plugins_into_tensorrt, parse_onnx, resolve_backend)
 from .builder import BuildOptions, BuildResult, build, default_engine_path, validate_build_options
 from .compare import OutputComparison, compare_outputs, reference_outputs
 from .feeds import check_feeds, make_inputs, random_array
@@ -50,7 +52,8 @@ from .versions import check_plugin_library_version, parse_version
 
 __all__ = [
     "EngineError", "EngineFileError", "EngineMismatchError", "InputError", "TensorRTMissingError",
-    "describe_engine_tensors", "import_tensorrt", "load_plugins_into_tensorrt",
+    "BACKENDS", "describe_engine_tensors", "import_backend", "import_tensorrt", "load_plugins_into_tensorrt",
+    "resolve_backend", "TITLES", "backend_of", "parse_onnx",
     "BuildOptions", "BuildResult", "build", "default_engine_path", "validate_build_options",
     "OutputComparison", "compare_outputs", "reference_outputs",
     "check_feeds", "make_inputs", "random_array",

@@ -63,8 +63,11 @@ class TensorsByRole:
 class EngineMetadata(TensorsByRole):
     """What ``<engine>.json`` records about a build."""
 
-    tensorrt_version: str
+    tensorrt_version: str  # of the backend that built it (TensorRT-RTX's own version for "rtx")
     plugkit_version: str = __version__
+    backend: str = "tensorrt"  # "tensorrt" or "rtx" (TensorRT-RTX)
+    compute_capabilities: list[str] = dataclasses.field(default_factory=list)  # rtx targets: "8.9", ...
+    plugin_layers: list[dict] = dataclasses.field(default_factory=list)  # {"name", "plugin"} per layer
     device_name: str | None = None
     compute_capability: str | None = None
     version_compatible: bool = False
@@ -126,6 +129,15 @@ def check_metadata_compatible(meta: EngineMetadata, runtime_version: str,
     """Can this TensorRT and GPU load the engine ``meta`` describes? Raises
     :class:`EngineMismatchError` when not; returns warnings."""
     warnings = []
+    if meta.backend == "rtx":  # built for target compute capabilities, not for the building GPU
+        if meta.compute_capabilities and compute_capability and \
+                compute_capability not in meta.compute_capabilities:
+            raise EngineMismatchError(
+                f"the engine was built by TensorRT-RTX for compute capability "
+                f"{', '.join(meta.compute_capabilities)}; this GPU ({device_name or 'unknown'}) has "
+                f"{compute_capability}. Rebuild it with --backend rtx --compute-capability "
+                f"{compute_capability}")
+        meta = dataclasses.replace(meta, compute_capability=None, device_name=None)
     built, have = parse_version(meta.tensorrt_version), parse_version(runtime_version)
     if meta.version_compatible:
         if have[:2] < built[:2]:

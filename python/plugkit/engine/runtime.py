@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..errors import EngineError, HostUnavailableError
+from ..errors import EngineError, EngineMismatchError, HostUnavailableError
 from ..plugin_libraries import check_library_paths, open_libraries
 from ..tensors import numpy_to_torch, require_cuda
-from .backend import (capturing_logger, describe_engine_tensors, import_tensorrt, load_plugins_into_tensorrt,
-                      polygraphy_quiet)
+from .backend import (TITLES, backend_of, capturing_logger, describe_engine_tensors, import_backend,
+                      load_plugins_into_tensorrt, polygraphy_quiet, use_polygraphy)
 from .feeds import check_feeds
 from .files import check_engine_file
 from .progress import log_to_stderr
@@ -98,10 +98,12 @@ class Engine(TensorsByRole):
 
 
 def load(engine_path, plugins: Sequence = (), *, verify: bool = True, verbose: bool = False,
-         log: Callable[[str], None] = log_to_stderr) -> Engine:
+         log: Callable[[str], None] = log_to_stderr, backend: str | None = None) -> Engine:
     """Deserialize an engine after checking, without TensorRT, everything that
     can be: the file, its build record (TensorRT version, GPU, plugins), the
-    plugin libraries. ``verify`` also checks the file's SHA-256 against the record."""
+    plugin libraries. ``verify`` also checks the file's SHA-256 against the record.
+    ``backend``: ``"tensorrt"``, ``"rtx"`` or None (the one the build record names, else the
+    first installed)."""
     path = check_engine_file(engine_path)
     meta = read_metadata(path)
     if meta is not None:
@@ -112,17 +114,28 @@ def load(engine_path, plugins: Sequence = (), *, verify: bool = True, verbose: b
             f"engine {path} uses the plugin(s) {', '.join(meta.plugin_ops)} and was built without "
             f"--serialize-plugins: pass the plugin library with --plugins (it was built with "
             f"{', '.join(meta.plugins) or 'an unknown library'})")
-    trt = import_tensorrt()
+    if meta is not None and backend is not None and backend != meta.backend:
+        raise EngineMismatchError(
+            f"engine {path} was built by {TITLES.get(meta.backend, meta.backend)}; load it with "
+            f"--backend {meta.backend} (engines of one backend do not load in the other)")
+    trt = import_backend(backend or (meta.backend if meta is not None else None))
+    backend = backend_of(trt)
+    if backend == "rtx":  # say so before the runtime meets a GPU it does not support
+        from .rtx import check_gpu_supported
+
+        require_cuda("engine runs", EngineError)
+        check_gpu_supported(*device())
     if meta is not None:
         device_name, capability = device()
         for warning in check_metadata_compatible(meta, trt.__version__, capability, device_name):
             log(f"warning: {warning}")
     try:
-        check_library_versions(trt.__version__, open_libraries(plugins), log)
+        check_library_versions(trt.__version__, open_libraries(plugins), log, backend)
     except HostUnavailableError:  # the host only adds an early, clearer message; TensorRT still checks
         pass
     load_plugins_into_tensorrt(trt, plugins)
 
+    use_polygraphy(backend)
     polygraphy_quiet(verbose)
     from polygraphy.backend.trt import EngineFromBytes
     from polygraphy.exception import PolygraphyException

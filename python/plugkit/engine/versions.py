@@ -59,9 +59,26 @@ def check_plugin_library_version(library: str, compiled: str | None, runtime: st
 
 
 
-def check_library_versions(runtime_version: str, libraries: Sequence, log: Callable[[str], None]) -> None:
+# TensorRT-RTX has versions of its own (1.x) and the plugin interfaces of TensorRT 10: it loads
+# plugin libraries compiled against TensorRT 10 headers.
+RTX_PLUGIN_HEADERS_MAJOR = 10
+
+
+def check_library_versions(runtime_version: str, libraries: Sequence, log: Callable[[str], None],
+                           backend: str = "tensorrt") -> None:
     """:func:`check_plugin_library_version` for each library already opened by
-    :func:`plugkit.plugin_libraries.open_libraries`; notes go to ``log``."""
+    :func:`plugkit.plugin_libraries.open_libraries`; notes go to ``log``. For TensorRT-RTX the
+    headers must be TensorRT 10's."""
+    if backend == "rtx":
+        for library in libraries:
+            compiled = library.tensorrt_version
+            if compiled and parse_version(compiled)[0] != RTX_PLUGIN_HEADERS_MAJOR:
+                raise EngineMismatchError(
+                    f"plugin library {library.path} was compiled against TensorRT {compiled} headers; "
+                    f"TensorRT-RTX {runtime_version} loads plugin libraries built against TensorRT "
+                    f"{RTX_PLUGIN_HEADERS_MAJOR}.x headers. Rebuild it with them (the default header "
+                    f"set, cmake/FindTensorRT.cmake) or use --backend tensorrt")
+        return
     for library in libraries:
         note = check_plugin_library_version(str(library.path), library.tensorrt_version, runtime_version)
         if note:

@@ -75,7 +75,9 @@ def onnx_op_schema(schema: OpSchema) -> OnnxOpSchema:
     tensor_types = sorted({_ONNX_TENSOR_TYPES[d] for d in schema.dtypes} | set(_ONNX_TENSOR_TYPES.values()))
     # Every input and output gets its own type variable: the schema does not
     # say how output dtypes follow input dtypes.
-    inputs = [OnnxOpSchema.FormalParameter(t.name, f"T_{t.name}", t.doc) for t in schema.inputs]
+    inputs = [OnnxOpSchema.FormalParameter(t.name, f"T_{t.name}", t.doc, param_option=(
+        OnnxOpSchema.FormalParameterOption.Optional if t.optional else OnnxOpSchema.FormalParameterOption.Single))
+        for t in schema.inputs]
     outputs = [OnnxOpSchema.FormalParameter(t.name, f"T_{t.name}", t.doc) for t in schema.outputs]
     constraints = [(f"T_{t.name}", tensor_types, "") for t in (*schema.inputs, *schema.outputs)]
     attributes = [OnnxOpSchema.Attribute(a.name, _ONNX_ATTR_TYPES[a.type], a.doc) for a in schema.attrs]

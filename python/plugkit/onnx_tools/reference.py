@@ -39,8 +39,11 @@ def reference_op(schema: OpSchema) -> type[OpRun]:
         if len(outputs) != len(schema.outputs):
             raise ValueError(f"{schema.name} reference returned {len(outputs)} outputs; "
                              f"the schema declares {len(schema.outputs)}")
+        # An output whose schema fixes its dtype (int32 labels, float32 scores) has it; the
+        # others take the first floating-point input's.
         dtype = _output_dtype(inputs)
-        return tuple(np.asarray(y).astype(dtype, copy=False) for y in outputs)
+        return tuple(np.asarray(y).astype(spec.dtype or dtype, copy=False)
+                     for y, spec in zip(outputs, schema.outputs))
 
     # op_schema=None: without it OpRun fills in the attribute defaults of a
     # standard ONNX op that happens to share the plugin's name (Swish, Gelu...).

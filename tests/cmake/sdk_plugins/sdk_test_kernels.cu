@@ -97,7 +97,7 @@ void launchTacticScale(int32_t tactic, nvinfer1::DataType type, void const* x, v
         }
         else if (n > 0)
         {
-            scaleGridStride<T><<<32 * tactic, 128, 0, stream>>>(static_cast<T const*>(x), static_cast<T*>(y), n, factor);
+            scaleGridStride<T><<<32 * (tactic > 0 ? tactic : 1), 128, 0, stream>>>(static_cast<T const*>(x), static_cast<T*>(y), n, factor);
         }
     });
     writeTactic<<<1, 1, 0, stream>>>(used, tactic);

@@ -1,0 +1,260 @@
+"""Engines from TensorRT-RTX's real ONNX parser and builder, on the CPU: every shipped plugin's
+plugged models (tests/engine_models.py: each dtype the plugin declares, dynamic shapes) build into
+engines that hold the plugin with the fields the ONNX node carried. Marked ``rtx``: skipped
+without the TensorRT-RTX wheels (pip install 'plugkit[rtx]')."""
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from plugkit import engine, testing
+
+from engine_models import engine_models
+
+pytestmark = pytest.mark.rtx
+
+REPO = Path(__file__).resolve().parents[1]
+TARGETS = ["8.9"]  # an engine for Ada GPUs; the builder needs no GPU for it
+MODELS = engine_models()
+
+
+def plugkit_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "plugkit", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "python"), **(env or {})})
+
+
+# TensorRT-RTX 1.7 writes a V3 plugin into the engine as its name, version and namespace (strings),
+# a field count, then each field's name, element count, type name ("INT32", "FP32", ...) and bytes:
+# the fields its getFieldsToSerialize returned. The engine inspector would show the layers too, but
+# deserializing an engine needs a GPU TensorRT-RTX supports.
+_STRING = re.compile(rb"\x13\x80\x01\x00(.{8})\x01\x80\x0c\x80\x01\x00(.{8})", re.S)
+_FIELD_TYPES = {"INT32": np.int32, "INT64": np.int64, "FP32": np.float32, "FP64": np.float64,
+                "FP16": np.float16, "INT8": np.int8, "CHAR": np.uint8}
+
+
+def _string(data: bytes, pos: int):
+    match = _STRING.match(data, pos)
+    if not match:
+        return None, pos
+    size = struct.unpack("<Q", match.group(2))[0]
+    return data[match.end():match.end() + size].decode(errors="replace"), match.end() + size
+
+
+def serialized_plugins(data: bytes, name: str, version: str, namespace: str) -> list[dict]:
+    """The fields of every serialized plugin ``name/version/namespace`` in an engine's bytes."""
+    found, start = [], 0
+    while (at := data.find(name.encode(), start)) >= 0:
+        start = at + 1
+        got, pos = _string(data, data.rfind(b"\x13\x80\x01\x00", 0, at))
+        got_version, pos = _string(data, pos)
+        got_namespace, pos = _string(data, pos)
+        if (got, got_version, got_namespace) != (name, version, namespace) or \
+                data[pos:pos + 4] != b"\x07\x80\x01\x00":
+            continue
+        count, pos = struct.unpack("<I", data[pos + 4:pos + 8])[0], pos + 8
+        fields = {}
+        for _ in range(count):
+            field, pos = _string(data, pos)
+            length = struct.unpack("<I", data[pos + 4:pos + 8])[0]
+            type_name, pos = _string(data, pos + 8)
+            size = struct.unpack("<Q", data[pos + 6:pos + 14])[0]
+            values = np.frombuffer(data[pos + 14:pos + 14 + size], _FIELD_TYPES[type_name])
+            pos += 14 + size
+            fields[field] = (bytes(values).decode() if type_name == "CHAR"
+                             else values[0].item() if length == 1 else values.tolist())
+        found.append(fields)
+    return found
+
+
+def check_engine(result, model: onnx.ModelProto, plugin_fields: dict[str, dict]) -> None:
+    """The build record names the backend and the plugin layers; the engine holds each plugin node's
+    fields as the node carried them."""
+    record = engine.read_metadata(result.path)
+    assert record.backend == "rtx" and record.tensorrt_version == engine.import_backend("rtx").__version__
+    assert record.engine_bytes == result.path.stat().st_size > 0 and record.strongly_typed
+    assert record.compute_capabilities == TARGETS
+    nodes = {n.name: n for n in model.graph.node if n.domain == "plugkit"}
+    assert {layer["name"] for layer in record.plugin_layers} == set(nodes)
+    data = result.path.read_bytes()
+    for name, node in nodes.items():
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        serialized = serialized_plugins(data, node.op_type, attrs["plugin_version"].decode(),
+                                        attrs["plugin_namespace"].decode())
+        assert serialized, f"no serialized {node.op_type} plugin in the engine"
+        expected = plugin_fields[name]
+        assert any(set(s) == set(expected) and all(s[k] == pytest.approx(v) for k, v in expected.items())
+                   for s in serialized), (serialized, expected)
+
+
+@pytest.mark.parametrize("case", MODELS, ids=[m.id for m in MODELS])
+def test_every_plugin_builds_in_each_dtype(case, tmp_path):
+    model_path = tmp_path / f"{case.id}.plugged.onnx"
+    onnx.save(case.model, model_path)
+    result = engine.build(model_path, tmp_path / f"{case.id}.engine", plugins=[testing.built_library()],
+                          shapes=case.shapes, backend="rtx", compute_capabilities=TARGETS, progress=False,
+                          log=lambda message: None)
+    check_engine(result, case.model, case.fields)
+    graph_input = case.model.graph.input[0]
+    assert result.metadata.inputs[0].name == graph_input.name
+    assert result.metadata.inputs[0].dtype == onnx.helper.tensor_dtype_to_np_dtype(
+        graph_input.type.tensor_type.elem_type).name
+
+
+def test_fp16_build_casts_the_model(tmp_path):
+    case = next(m for m in MODELS if m.id.endswith("-float32"))
+    model_path = tmp_path / "m.onnx"
+    onnx.save(case.model, model_path)
+    result = engine.build(model_path, tmp_path / "m.engine", plugins=[testing.built_library()], shapes=case.shapes,
+                          fp16=True, backend="rtx", compute_capabilities=TARGETS, progress=False,
+                          log=lambda message: None)
+    assert result.metadata.precision == "float16" and result.metadata.builder_flags == []
+    check_engine(result, case.model, case.fields)
+
+
+def test_acceptance_command_builds_an_engine(tmp_path):
+    """The command of issue 21, on a machine without a GPU."""
+    from test_doctor import plugged_model
+
+    model = plugged_model()
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 64
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 64
+    model.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(np.ones(64, np.float32), "scale"))
+    onnx.save(model, tmp_path / "model.plugged.onnx")
+    result = plugkit_cli("engine", tmp_path / "model.plugged.onnx", "--plugins", testing.built_library(),
+                         "--backend", "rtx", "--shapes", "x:1x64,8x64,1024x64", "-o", tmp_path / "m.engine")
+    assert result.returncode == 0, result.stderr
+    assert "TensorRT-RTX" in result.stderr
+    record = engine.read_metadata(tmp_path / "m.engine")
+    assert record.backend == "rtx" and record.plugin_ops == ["RMSNorm/1/plugkit"]
+    assert serialized_plugins((tmp_path / "m.engine").read_bytes(), "RMSNorm", "1", "plugkit") == \
+        [{"axis": -1, "epsilon": pytest.approx(1e-5)}]
+
+
+def test_bindings_imported_first_give_a_message_not_an_abort(tmp_path):
+    """The wheel has no unversioned libtensorrt_rtx.so, which the parser opens for a plugin node.
+    Imported by plugkit, the libraries find it in plugkit's link directory; imported by someone
+    else first, the build stops with the fix instead of the process aborting."""
+    from test_doctor import plugged_model
+
+    onnx.save(plugged_model(), tmp_path / "m.onnx")
+    script = (f"import tensorrt_rtx_bindings\nfrom plugkit import engine\n"
+              f"engine.build({str(tmp_path / 'm.onnx')!r}, plugins=[{str(testing.built_library())!r}], "
+              f"shapes=['x:1x8,4x8,16x8'], backend='rtx', progress=False)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "python")})
+    libraries = Path(engine.import_backend("rtx").__file__).parent.parent / "tensorrt_rtx_libs"
+    if (libraries / "libtensorrt_rtx.so").exists():  # someone added the link: then it simply works
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 1 and "libtensorrt_rtx.so" in result.stderr, result.stderr
+        assert "ln -s libtensorrt_rtx.so.1" in result.stderr and "terminate called" not in result.stderr
+
+
+def test_doctor_parses_with_the_real_parser(tmp_path):
+    """doctor --backend rtx adds the real parser: it catches a field value the plugin refuses,
+    which the creator lookup alone cannot."""
+    from test_doctor import plugged_model
+
+    onnx.save(plugged_model(), tmp_path / "good.onnx")
+    onnx.save(plugged_model(epsilon=-1.0), tmp_path / "bad.onnx")
+    good = plugkit_cli("doctor", tmp_path / "good.onnx", "--plugins", testing.built_library(), "--backend", "rtx")
+    assert good.returncode == 0, good.stderr
+    assert "ONNX parser: ok, 1 plugin layer(s): /blocks.0/norm (RMSNorm/1/plugkit)" in good.stdout
+    bad = plugkit_cli("doctor", tmp_path / "bad.onnx", "--plugins", testing.built_library(), "--backend", "rtx")
+    assert bad.returncode == 1 and "result: ok, every plugin node has a creator" in bad.stdout
+    assert "ONNX parser: 1 error(s)" in bad.stdout and "Could not create the plugin" in bad.stdout
+    assert "epsilon must be a positive number; got -1" in bad.stderr
+
+
+def test_unknown_compute_capability_is_refused_before_the_build(tmp_path):
+    case = MODELS[0]
+    onnx.save(case.model, tmp_path / "m.onnx")
+    with pytest.raises(engine.EngineError, match=r"--compute-capability 9\.0.*8\.0, 8\.6, 8\.9"):
+        engine.build(tmp_path / "m.onnx", tmp_path / "m.engine", plugins=[testing.built_library()],
+                     shapes=case.shapes, backend="rtx", compute_capabilities=["9.0"], progress=False)
+    assert not (tmp_path / "m.engine").exists()
+
+
+# ------------------------------------------------------------------ the builder's plugin calls
+
+@pytest.fixture(scope="module")
+def call_recorder(tmp_path_factory):
+    """tests/recording/call_recorder.cpp built with g++: a plugin library that forwards to the
+    real one and logs every plugin call."""
+    out = tmp_path_factory.mktemp("recorder") / "libplugkit_call_recorder.so"
+    compile_ = subprocess.run(
+        ["g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-Wno-deprecated-declarations",
+         f"-I{testing.built_header_dir()}", "-I/usr/local/cuda/include",
+         str(REPO / "tests" / "recording" / "call_recorder.cpp"), "-o", str(out), "-ldl"],
+        capture_output=True, text=True)
+    assert compile_.returncode == 0, compile_.stderr
+    return out
+
+
+def test_builder_plugin_calls_match_the_host_lifecycle(call_recorder, tmp_path):
+    """The calls the RTX builder makes, recorded, against the build phase the plugin host drives
+    (plugkit.host.PreparedPlugin): the same methods, in the same order, on clones as the builder
+    uses them; only getFormatCombinationLimit is the builder's alone (docs/engines.md)."""
+    from test_doctor import plugged_model
+
+    from plugkit.host import PreparedPlugin
+
+    onnx.save(plugged_model(epsilon=0.125), tmp_path / "m.onnx")
+    log = tmp_path / "calls.log"
+    result = plugkit_cli("engine", tmp_path / "m.onnx", "--plugins", call_recorder, "--backend", "rtx",
+                         "--shapes", "x:1x8,4x8,16x8", "--compute-capability", "8.9", "-o", tmp_path / "m.engine",
+                         env={"PLUGKIT_CALL_LOG": str(log), "PLUGKIT_RECORDED_LIBRARY": str(testing.built_library())})
+    assert result.returncode == 0, result.stderr
+    calls = [line.split(maxsplit=2) for line in log.read_text().splitlines()]  # id, method, details
+    assert calls[0][1:] == ["createPlugin", "kBUILD axis=-1 epsilon=0.125"], calls
+    by_method = {}
+    for plugin, method, *_ in calls:
+        by_method.setdefault(method, set()).add(plugin)
+    # One object is configured and serialized, a clone of the one asked for output shapes.
+    assert len(by_method["configurePlugin"]) == 1 and by_method["configurePlugin"] == by_method["getFieldsToSerialize"]
+    assert by_method["configurePlugin"].isdisjoint(by_method["createPlugin"])
+    assert [details for _, method, *details in calls if method == "getFieldsToSerialize"][0] == \
+        ["axis=-1 epsilon=0.125"]
+
+    builder = [method for _, method, *_ in calls if method != "destroy"]
+    prepared = PreparedPlugin(testing.plugin_library().creator("RMSNorm"), {"epsilon": 0.125},
+                              [("float32", [4, 8]), ("float32", [8])])
+    host = prepared.trace[:prepared.trace.index("createPlugin(kRUNTIME)")]
+    host = [c.replace("(kBUILD)", "") for c in host]
+
+    def first_use(trace):  # each method once, in the order first called
+        return list(dict.fromkeys(trace))
+
+    assert [c for c in first_use(builder) if c != "getFormatCombinationLimit"] == first_use(host)
+    # configurePlugin, the workspace and serialization run on a clone, after the shapes were asked.
+    assert host.index("clone") < host.index("getOutputShapes") < host.index("configurePlugin")
+
+
+# ------------------------------------------------------------------ runtime
+
+@pytest.mark.gpu
+def test_run_on_an_unsupported_gpu_says_so(tmp_path):
+    """On a GPU TensorRT-RTX does not support (the H200, 9.0), `plugkit run` says so and stops."""
+    from plugkit.engine.rtx import SUPPORTED_CAPABILITIES
+    from test_doctor import plugged_model
+
+    torch = testing.require_cuda()
+    capability = "{}.{}".format(*torch.cuda.get_device_capability())
+    if capability in SUPPORTED_CAPABILITIES:
+        pytest.skip(f"this GPU ({capability}) is one TensorRT-RTX supports")
+    onnx.save(plugged_model(), tmp_path / "m.onnx")
+    build = plugkit_cli("engine", tmp_path / "m.onnx", "--plugins", testing.built_library(), "--backend", "rtx",
+                        "--shapes", "x:1x8,4x8,16x8", "--compute-capability", "8.9", "-o", tmp_path / "m.engine",
+                        env={"CUDA_VISIBLE_DEVICES": ""})  # built as in CI, without the GPU
+    assert build.returncode == 0, build.stderr
+    run = plugkit_cli("run", tmp_path / "m.engine", "--plugins", testing.built_library(), "--backend", "rtx")
+    print(run.stderr)
+    assert run.returncode == 2
+    assert "TensorRT-RTX does not support this GPU" in run.stderr and f"compute capability {capability}" in run.stderr
+    assert "Traceback" not in run.stderr
