@@ -58,6 +58,8 @@ def test_generated_files_declare_the_size_tensor_and_read_it_on_the_device():
     assert "launchKernel(countPositive<T>, 1, kThreads" in kernel
     assert "launchCopy<int32_t, T>(p.X, p.XCount, p.Y, p.YPerK * p.KUpper, p.YPerK, p.K, stream);" in kernel
     assert 'DATA_DEPENDENT = ((0, 0, "K"), (2, 1, "K"))' in op
+    one = scaffold.render(scaffold.plan("NzCount", kind="custom", output_shapes=["Y=K<=X[0]"]), "/nowhere")
+    assert 'DATA_DEPENDENT = ((0, 0, "K"),)' in one[next(p for p in one if p.name == "op.py")]
     assert 'TensorSpec("K", "0-d int32, the data-dependent size of Y\'s dim 0 and S\'s dim 1", dtype="int32")' in op
 
 
