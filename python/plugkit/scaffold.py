@@ -487,7 +487,7 @@ def parse_output_shape(text: str, inputs: Sequence[str], outputs: Sequence[str])
                 raise ScaffoldError(f"--output-shape {text!r}: {exc}") from None
             dims.append(Dim(size=size.group(1), bound=bound))
         else:
-            raise ScaffoldError(f"--output-shape {text!r}: {item!r} is neither a size, an input dim such as "
+            raise ScaffoldError(f"--output-shape {text!r}: {item!r} is neither a size nor an input dim such as "
                                 f"{inputs[0]}[0] or {inputs[0]}[-1] (inputs: {', '.join(inputs)}), nor a "
                                 f"data-dependent dim such as K<={inputs[0]}[0]")
     if not 1 <= len(dims) <= MAX_RANK:
