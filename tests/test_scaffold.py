@@ -374,7 +374,8 @@ def test_help_names_the_options(capsys):
 # ------------------------------------------------------------------ scaffold, build, list, check, test
 
 # One op of each kind; between them they use every attribute type, broadcasting, a namespace and
-# version of their own, a dtype subset and several outputs with declared shapes.
+# version of their own, a dtype subset, several outputs with declared shapes and dtypes of their own,
+# and data-dependent dims.
 OPS = {
     "GatedScale": ["--expr", "a * sigmoid(b) + alpha * tanh(a) - n", "--attr", "alpha:float32=0.5",
                    "--attr", "n:int64=2", "--attr", "axes:int32[]=0,1", "--attr", "ws:float32[]=1.5",
