@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Check `plugkit new` end to end on a CUDA machine: in a temporary copy of this
 repository, scaffold fresh ops (GELU-tanh elementwise, `a * b + alpha` with b
-broadcast, the default rowwise softmax, a custom op), build the plugin library
+broadcast, the default rowwise softmax, two custom ops: one plain, one with an int32
+input, outputs of four dtypes and two data-dependent dims), build the plugin library
 for the GPU's architecture, list and check it, run the generated tests (GPU, then
 CPU), then time the ops against the copy bandwidth, PyTorch eager and
 torch.compile at the template targets (issue 20):
@@ -47,6 +48,11 @@ OPS = {
     "RowSoftmax": ["--kind", "rowwise"],
     "SplitCopy": ["--kind", "custom", "--input", "X", "--output", "Y", "--output", "Z",
                   "--output-shape", "Z=X[0],4"],
+    # an int32 input; outputs of four dtypes; two data-dependent dims (size outputs K and M, last)
+    "PositiveSplit": ["--kind", "custom", "--input", "X", "--input", "lengths:int32", "--output", "Y",
+                      "--output", "idx:int32", "--output", "S:float32", "--output", "wide:int64",
+                      "--output-shape", "idx=K<=X[0]*X[1],2", "--output-shape", "S=K<=X[0]*X[1]",
+                      "--output-shape", "wide=X[0],M<=min(X[1], 5)"],
 }
 
 # The template targets of issue 20: op -> (input shapes per case, (least % of copy, least

@@ -374,14 +374,17 @@ def test_help_names_the_options(capsys):
 # ------------------------------------------------------------------ scaffold, build, list, check, test
 
 # One op of each kind; between them they use every attribute type, broadcasting, a namespace and
-# version of their own, a dtype subset and several outputs with declared shapes.
+# version of their own, a dtype subset, several outputs with declared shapes and dtypes of their own,
+# and data-dependent dims.
 OPS = {
     "GatedScale": ["--expr", "a * sigmoid(b) + alpha * tanh(a) - n", "--attr", "alpha:float32=0.5",
                    "--attr", "n:int64=2", "--attr", "axes:int32[]=0,1", "--attr", "ws:float32[]=1.5",
                    "--attr", "ids:int64[]=7", "--attr", "mode:string=fast", "--attr", "k:int32=3"],
     "RowSoftmax": ["--kind", "rowwise", "--dtypes", "float32,float16", "--namespace", "acme", "--version", "2"],
-    "SplitCopy": ["--kind", "custom", "--input", "X", "--input", "W", "--output", "Y", "--output", "Z",
-                  "--output-shape", "Z=X[0],W[-1],4"],
+    # integer input and outputs, outputs of three dtypes, a data-dependent dim (size output K, last)
+    "SplitCopy": ["--kind", "custom", "--input", "X", "--input", "W", "--input", "lengths:int32", "--output", "Y",
+                  "--output", "Z", "--output", "idx:int32", "--output", "S:float32", "--output-shape", "Z=X[0],W[-1],4",
+                  "--output-shape", "idx=K<=X[0]*X[1],2", "--output-shape", "S=K<=X[0]*X[1]"],
 }
 
 

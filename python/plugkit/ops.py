@@ -105,7 +105,11 @@ def sibling_module(op: str, filename: str, root: str | os.PathLike | None = None
 def case_inputs(schema: OpSchema, shapes, dtype: str, seed: int, device: str = "cuda", values=None) -> list:
     """Inputs of one test or bench case: the op.py's own ``random_inputs(shapes, dtype, seed,
     device, values)`` when it defines one (index tables, coordinates in a range, from the case's
-    ``values``), else random normal tensors (:func:`plugkit.tensors.random_tensors`)."""
+    ``values``), else random tensors (:func:`plugkit.tensors.random_tensors`) of ``dtype`` or of
+    the dtype an input's TensorSpec fixes: normal floats, small non-negative integers, 0/1 bools."""
+    import numpy as np
+    import torch
+
     from . import tensors
 
     try:
@@ -114,4 +118,13 @@ def case_inputs(schema: OpSchema, shapes, dtype: str, seed: int, device: str = "
         maker = None
     if maker is not None:
         return maker(shapes, dtype, seed, device, values)
-    return tensors.random_tensors(shapes, dtype, seed, device)
+    inputs = tensors.random_tensors(shapes, dtype, seed, device)
+    for i, spec in enumerate(schema.inputs[:len(shapes)]):
+        if spec.dtype is None or spec.dtype == dtype:
+            continue
+        if spec.dtype in ("float32", "float16", "bfloat16"):
+            inputs[i] = inputs[i].to(getattr(torch, spec.dtype))
+        else:
+            data = tensors.random_array(np.random.default_rng([seed, i]), shapes[i], spec.dtype)
+            inputs[i] = tensors.numpy_to_torch(data).to(device)
+    return inputs

@@ -300,13 +300,138 @@ def other_value(attr: Attr) -> Any:
 
 # --------------------------------------------------------------------------- output shapes (custom)
 
+# Tensor dtypes a custom op may fix for one tensor (NAME:DTYPE), as C++ types and TensorRT enums.
+TENSOR_DTYPES = {
+    "float32": ("float", "kFLOAT"), "float16": ("__half", "kHALF"), "bfloat16": ("__nv_bfloat16", "kBF16"),
+    "int32": ("int32_t", "kINT32"), "int64": ("int64_t", "kINT64"), "bool": ("bool", "kBOOL"),
+    "uint8": ("uint8_t", "kUINT8"),
+}
+INPUT_ONLY_DTYPES = ("bool", "uint8")  # TensorRT's getOutputDataTypes: "kBOOL and kUINT8 are not supported"
+MAX_BOUND_LENGTH = 200
+
+
+def parse_tensor(text: str, what: str, kind: str) -> tuple[str, str | None]:
+    """``NAME`` or (custom) ``NAME:DTYPE``: a tensor's name and its fixed dtype (None: the op's dtype)."""
+    name, has_dtype, dtype = (part.strip() for part in str(text).partition(":"))
+    if not has_dtype:
+        return name, None
+    if kind != "custom":
+        raise ScaffoldError(f"--{what} {text!r}: a tensor's own dtype (NAME:DTYPE) is for --kind custom; a {kind} "
+                            f"op's tensors all take --dtypes")
+    if dtype == "int8":
+        raise ScaffoldError(f"--{what} {text!r}: int8 is TensorRT's quantized type (it needs scales); use int32")
+    allowed = [d for d in TENSOR_DTYPES if what == "input" or d not in INPUT_ONLY_DTYPES]
+    if what == "output" and dtype in INPUT_ONLY_DTYPES:
+        raise ScaffoldError(f"--output {text!r}: TensorRT does not allow {dtype} plugin outputs "
+                            f"(getOutputDataTypes); use int32 (e.g. 0/1 for a mask)")
+    if dtype not in allowed:
+        raise ScaffoldError(f"--{what} {text!r}: unknown dtype {dtype!r}; use one of {', '.join(allowed)}, or none "
+                            f"for the op's dtype (--dtypes)")
+    return name, dtype
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """The upper bound of a data-dependent dim: an expression of input dims and whole numbers with
+    ``+ - *``, ``min(a, b)`` and ``max(a, b)``, e.g. ``X[0] * X[1]``."""
+
+    text: str  # normalized Python, also what op.py's output_shapes() computes on shapes
+
+    def _tree(self) -> ast.AST:
+        return ast.parse(self.text, mode="eval").body
+
+    def sources(self) -> list[tuple[str, int]]:
+        return [(n.value.id, _subscript_index(n)) for n in ast.walk(self._tree()) if isinstance(n, ast.Subscript)]
+
+    def cpp_expr(self, inputs: Sequence[str]) -> str:
+        """An IExprBuilder expression (for outputShapes)."""
+        ops = {ast.Add: "kSUM", ast.Sub: "kSUB", ast.Mult: "kPROD", "min": "kMIN", "max": "kMAX"}
+
+        def emit(node) -> str:
+            if isinstance(node, ast.BinOp):
+                a, b, op = node.left, node.right, ops[type(node.op)]
+            elif isinstance(node, ast.Call):
+                (a, b), op = node.args, ops[node.func.id]
+            elif isinstance(node, ast.Constant):
+                return f"exprs.constant({node.value})"
+            else:
+                i, k = inputs.index(node.value.id), _subscript_index(node)
+                return f"in[{i}].d[{k if k >= 0 else f'in[{i}].nbDims - {-k}'}]"
+            return f"exprs.operation(nvinfer1::DimensionOperation::{op}, *{emit(a)}, *{emit(b)})"
+        return emit(self._tree())
+
+    def cpp_value(self, inputs: Sequence[str]) -> str:
+        """The same bound on an enqueue's concrete dims (int64_t)."""
+        def emit(node) -> str:
+            if isinstance(node, ast.BinOp):
+                op = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}[type(node.op)]
+                return f"({emit(node.left)} {op} {emit(node.right)})"
+            if isinstance(node, ast.Call):
+                return f"std::{node.func.id}<int64_t>({emit(node.args[0])}, {emit(node.args[1])})"
+            if isinstance(node, ast.Constant):
+                return f"int64_t{{{node.value}}}"
+            i, k = inputs.index(node.value.id), _subscript_index(node)
+            return f"t.inputDesc[{i}].dims.d[{k if k >= 0 else f't.inputDesc[{i}].dims.nbDims - {-k}'}]"
+        text = emit(self._tree())
+        return text[1:-1] if text.startswith("(") and text.endswith(")") else text
+
+
+def _subscript_index(node: ast.Subscript) -> int:
+    index = node.slice
+    if isinstance(index, ast.UnaryOp):
+        return -index.operand.value
+    return index.value
+
+
+def parse_bound(text: str, size: str, inputs: Sequence[str]) -> Bound:
+    """Check an upper bound ``text`` (of size output ``size``) and return it normalized."""
+    why = (f"the upper bound of {size} ({_short(text)}) must be an expression of input dims (e.g. "
+           f"{inputs[0]}[0] or {inputs[0]}[-1]) and whole numbers, with +, -, *, min(a, b), max(a, b)")
+    if len(text) > MAX_BOUND_LENGTH:
+        raise ScaffoldError(f"{why}; it is {len(text)} characters long, the limit is {MAX_BOUND_LENGTH}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        raise ScaffoldError(why) from None
+
+    def check(node) -> None:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
+            check(node.left)
+            check(node.right)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max")
+              and len(node.args) == 2 and not node.keywords):
+            for arg in node.args:
+                check(arg)
+        elif isinstance(node, ast.Constant) and type(node.value) is int:
+            if node.value > MAX_DIM:
+                raise ScaffoldError(f"{why}: {_short(str(node.value))} is larger than a dim can be ({MAX_DIM})")
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            index = node.slice
+            negative = isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub)
+            value = index.operand if negative else index
+            if node.value.id not in inputs:
+                raise ScaffoldError(f"{why}: {node.value.id!r} is not an input (inputs: {', '.join(inputs)})")
+            if not (isinstance(value, ast.Constant) and type(value.value) is int):
+                raise ScaffoldError(why)
+            if not -MAX_RANK <= (-value.value if negative else value.value) < MAX_RANK:
+                raise ScaffoldError(f"{why}: tensors have at most {MAX_RANK} dims, so an index is {-MAX_RANK} to "
+                                    f"{MAX_RANK - 1}")
+        else:
+            raise ScaffoldError(why)
+    check(tree)
+    return Bound(ast.unparse(tree))
+
+
 @dataclasses.dataclass(frozen=True)
 class Dim:
-    """One output dim: a constant, or dim `index` of input `source`."""
+    """One output dim: a constant, dim `index` of input `source`, or data-dependent: the value of
+    size output `size` (generated, 0-d INT32), at most `bound`."""
 
     value: int | None = None
     source: str | None = None
     index: int | None = None
+    size: str | None = None
+    bound: Bound | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,11 +443,32 @@ class OutputShape:
 
     def needed_rank(self, source: str) -> int:
         """The rank input `source` needs for this shape to exist."""
-        return max((d.index + 1 if d.index >= 0 else -d.index for d in self.dims if d.source == source), default=0)
+        indices = [d.index for d in self.dims if d.source == source]
+        indices += [k for d in self.dims if d.bound for s, k in d.bound.sources() if s == source]
+        return max((k + 1 if k >= 0 else -k for k in indices), default=0)
+
+    @property
+    def data_dependent(self) -> int | None:
+        """The index of the data-dependent dim, or None."""
+        return next((i for i, d in enumerate(self.dims) if d.size), None)
+
+
+def _split_dims(spec: str) -> list[str]:
+    """Comma-separated dims; commas inside parentheses (min(a, b)) belong to their dim."""
+    items, depth, current = [], 0, ""
+    for c in spec:
+        depth += (c == "(") - (c == ")")
+        if c == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += c
+    return items + [current]
 
 
 def parse_output_shape(text: str, inputs: Sequence[str], outputs: Sequence[str]) -> tuple[str, OutputShape]:
-    """``Y=X`` (X's shape) or ``Z=X[0],4`` (dims: constants or input dims, negative from the end)."""
+    """``Y=X`` (X's shape) or ``Z=X[0],4`` (dims: constants or input dims, negative from the end), with at
+    most one data-dependent dim ``SIZE<=BOUND`` (``Y=K<=X[0]*X[1],2``): SIZE names the generated size output."""
     output, eq, spec = (part.strip() for part in text.partition("="))
     if not eq or output not in outputs:
         raise ScaffoldError(f"--output-shape {text!r}: write OUTPUT=SHAPE with OUTPUT one of {', '.join(outputs)}, "
@@ -330,8 +476,9 @@ def parse_output_shape(text: str, inputs: Sequence[str], outputs: Sequence[str])
     if spec in inputs:
         return output, OutputShape(like=spec)
     dims = []
-    for item in (s.strip() for s in spec.split(",")):
+    for item in (s.strip() for s in _split_dims(spec)):
         match = re.fullmatch(r"([A-Za-z][A-Za-z0-9_]*)\[(-?\d{1,4})\]", item)
+        size = re.fullmatch(r"([A-Za-z][A-Za-z0-9_]*)\s*<=(.*)", item, re.DOTALL)
         if match and match.group(1) in inputs:
             index = int(match.group(2))
             if not -MAX_RANK <= index < MAX_RANK:
@@ -343,12 +490,30 @@ def parse_output_shape(text: str, inputs: Sequence[str], outputs: Sequence[str])
                 raise ScaffoldError(f"--output-shape {text!r}: {_short(item)} is larger than a dim can be "
                                     f"({MAX_DIM})")
             dims.append(Dim(value=int(item)))
+        elif size:
+            if any(d.size for d in dims):
+                raise ScaffoldError(f"--output-shape {text!r}: an output has at most one data-dependent dim "
+                                    f"(SIZE<=BOUND); make the others input dims or sizes")
+            try:
+                bound = parse_bound(size.group(2).strip(), size.group(1), inputs)
+            except ScaffoldError as exc:
+                raise ScaffoldError(f"--output-shape {text!r}: {exc}") from None
+            dims.append(Dim(size=size.group(1), bound=bound))
         else:
             raise ScaffoldError(f"--output-shape {text!r}: {item!r} is neither a size nor an input dim such as "
-                                f"{inputs[0]}[0] or {inputs[0]}[-1] (inputs: {', '.join(inputs)})")
+                                f"{inputs[0]}[0] or {inputs[0]}[-1] (inputs: {', '.join(inputs)}), nor a "
+                                f"data-dependent dim such as K<={inputs[0]}[0]")
     if not 1 <= len(dims) <= MAX_RANK:
         raise ScaffoldError(f"--output-shape {text!r}: an output has 1 to {MAX_RANK} dims")
     return output, OutputShape(dims=tuple(dims))
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeOutput:
+    """A generated size output (IExprBuilder::declareSizeTensor): 0-d INT32, after the op's outputs."""
+
+    name: str
+    bound: Bound
 
 
 # --------------------------------------------------------------------------- the op
@@ -368,7 +533,75 @@ class OpSpec:
     expr: Translation | None = None
     output_shapes: tuple[OutputShape, ...] = ()
     command: str = ""  # the `plugkit new` command that regenerates the op
+    input_dtypes: tuple[str | None, ...] = ()   # custom: a fixed dtype per input, None for the op's (--dtypes)
+    output_dtypes: tuple[str | None, ...] = ()  # custom: the same per output
+    sizes: tuple[SizeOutput, ...] = ()          # custom: generated size outputs, after `outputs`
     lang: str = "cuda"
+
+    @property
+    def all_outputs(self) -> tuple[str, ...]:
+        """Every output the plugin has: the op's, then the size outputs."""
+        return self.outputs + tuple(s.name for s in self.sizes)
+
+    def dtype_of(self, tensor: str) -> str | None:
+        """A tensor's fixed dtype, or None where it has the op's dtype (one of ``dtypes``)."""
+        if tensor in self.inputs:
+            return (self.input_dtypes or (None,) * len(self.inputs))[self.inputs.index(tensor)]
+        if tensor in self.outputs:
+            return (self.output_dtypes or (None,) * len(self.outputs))[self.outputs.index(tensor)]
+        return "int32"  # a size output
+
+    @property
+    def anchor(self) -> int:
+        """The first input of the op's dtype: the dtype every unfixed tensor shares."""
+        return next(i for i, name in enumerate(self.inputs) if self.dtype_of(name) is None)
+
+    def cpp_type(self, tensor: str) -> str:
+        """A tensor's C++ element type in the kernel: T for the op's dtype."""
+        dtype = self.dtype_of(tensor)
+        return "T" if dtype is None else TENSOR_DTYPES[dtype][0]
+
+    @property
+    def kernel_uses_op_dtype(self) -> bool:
+        """Whether the custom placeholder kernel touches a tensor of the op's dtype (input 0 or an output)."""
+        return any(self.dtype_of(t) is None for t in (self.inputs[0],) + self.outputs)
+
+    def torch_dtype(self, tensor: str) -> str:
+        """A tensor's dtype in op.py's torch code: torch.int32, or the anchor input's dtype."""
+        dtype = self.dtype_of(tensor)
+        return f"{self.inputs[self.anchor]}.dtype" if dtype is None else f"torch.{dtype}"
+
+    @property
+    def data_dependent_dims(self) -> list[tuple[int, int, str]]:
+        """(output, dim, size output) of every data-dependent dim."""
+        return [(j, s.data_dependent, s.dims[s.data_dependent].size) for j, s in enumerate(self.output_shapes)
+                if s.data_dependent is not None]
+
+    def size_index(self, size: str) -> int:
+        return [s.name for s in self.sizes].index(size)
+
+    def per_size_count(self, output: str) -> str:
+        """C++ (enqueue): the elements of a data-dependent output per unit of its size, the product of
+        its other dims."""
+        j = self.outputs.index(output)
+        shape = self.output_shapes[j]
+        dims = [f"t.outputDesc[{j}].dims.d[{i}]" for i in range(len(shape.dims)) if i != shape.data_dependent]
+        return " * ".join(dims) if dims else "int64_t{1}"
+
+    @property
+    def io_rules(self) -> list[str]:
+        """kIoRules, inputs then outputs: the op's dtypes (kTypes) once, sameAs for the other tensors of
+        that dtype, a single type for each fixed one."""
+        mask = "kTypes" if self.type_mask.startswith("typeBit") else self.type_mask
+        anchor = self.anchor
+        rules = []
+        for i, tensor in enumerate(self.inputs + self.all_outputs):
+            dtype = self.dtype_of(tensor)
+            if dtype is not None:
+                rules.append(f"anyOf(typeBit(nvinfer1::DataType::{TENSOR_DTYPES[dtype][1]}))")
+            else:
+                rules.append(f"anyOf({mask})" if i == anchor else f"sameAs({anchor})")
+        return rules
 
     @property
     def generated_by(self) -> str:
@@ -504,6 +737,9 @@ def plan(name: str, *, kind: str = "elementwise", inputs: Sequence[str] = (), ou
             expr = " + ".join(inputs)
     inputs = tuple(inputs) or ("X",)
     outputs = tuple(outputs) or (("y",) if kind == "elementwise" and inputs[0].islower() else ("Y",))
+    tensor_texts = (inputs, outputs)  # as asked, for the regenerating command
+    inputs, input_dtypes = zip(*(parse_tensor(t, "input", kind) for t in inputs))
+    outputs, output_dtypes = zip(*(parse_tensor(t, "output", kind) for t in outputs))
     for what, names in (("input", inputs), ("output", outputs)):
         for n in names:
             _check_identifier(what, n)
@@ -511,6 +747,10 @@ def plan(name: str, *, kind: str = "elementwise", inputs: Sequence[str] = (), ou
         for n in list(inputs) + list(outputs) + [a.name for a in attrs]:
             if n in TRITON_NAMES or n.endswith(("_ptr", "_numel")):
                 raise ScaffoldError(f"{n!r} is a name the generated Triton kernel uses for itself; pick another name")
+    if all(input_dtypes):
+        raise ScaffoldError(f"every input has a dtype of its own ({', '.join(map(_tensor_text, inputs, input_dtypes))}); "
+                            f"give at least one input the op's dtype (no :DTYPE): --dtypes ({', '.join(dtypes)}) "
+                            f"applies to it")
     everything = list(inputs) + list(outputs) + [a.name for a in attrs]
     duplicates = sorted({n for n in everything if everything.count(n) > 1})
     if duplicates:
@@ -531,6 +771,7 @@ def plan(name: str, *, kind: str = "elementwise", inputs: Sequence[str] = (), ou
             raise ScaffoldError("a rowwise op has one input and one output; use --kind custom for more")
 
     shapes: tuple[OutputShape, ...] = ()
+    sizes: dict[str, SizeOutput] = {}
     if kind == "custom":
         declared: dict[str, OutputShape] = {}
         for text in output_shapes:
@@ -539,9 +780,33 @@ def plan(name: str, *, kind: str = "elementwise", inputs: Sequence[str] = (), ou
                 raise ScaffoldError(f"--output-shape for {out} is given twice")
             declared[out] = shape
         shapes = tuple(declared.get(o, OutputShape(like=inputs[0])) for o in outputs)
-    return OpSpec(name, kind, tuple(inputs), outputs, attrs, dtypes, version, namespace, translation, shapes,
-                  _command(name, kind, inputs, outputs, attrs, dtypes, translation, output_shapes, version, namespace,
-                           lang), lang)
+        for output, shape in zip(outputs, shapes):
+            for d in shape.dims:
+                if d.size is None:
+                    continue
+                _check_identifier("size output", d.size)
+                if d.size in everything:
+                    raise ScaffoldError(f"size output {d.size} (data-dependent dim of {output}) needs a name no "
+                                        f"input, output or attribute has")
+                if d.size in sizes and sizes[d.size].bound != d.bound:
+                    raise ScaffoldError(f"size output {d.size} has two upper bounds ({sizes[d.size].bound.text} and "
+                                        f"{d.bound.text}); outputs that share a size give it the same bound")
+                sizes.setdefault(d.size, SizeOutput(d.size, d.bound))
+        members = {f"{s}Upper" for s in sizes} | {f"{o}Per{d.size}" for o, shape in zip(outputs, shapes)
+                                                 for d in shape.dims if d.size}
+        clashes = sorted(members & set(everything))
+        if clashes:
+            raise ScaffoldError(f"{', '.join(clashes)}: the generated code uses these names for itself; pick "
+                                f"other names")
+    return OpSpec(name, kind, tuple(inputs), tuple(outputs), attrs, dtypes, version, namespace, translation, shapes,
+                  _command(name, kind, *tensor_texts, attrs, dtypes, translation, output_shapes, version, namespace,
+                           lang),
+                  input_dtypes if any(input_dtypes) else (), output_dtypes if any(output_dtypes) else (),
+                  tuple(sizes.values()), lang)
+
+
+def _tensor_text(name: str, dtype: str | None) -> str:
+    return f"{name}:{dtype}" if dtype else name
 
 
 def _attr_text(attr: Attr) -> str:
@@ -601,10 +866,15 @@ def _field_check(attr: Attr, value: Any) -> str:
 
 
 def _shape_doc(output: str, spec: OpSpec) -> str:
+    if output not in spec.outputs:  # a size output
+        users = [f"{o}'s dim {s.data_dependent}" for o, s in zip(spec.outputs, spec.output_shapes)
+                 if s.data_dependent is not None and s.dims[s.data_dependent].size == output]
+        return f"0-d int32, the data-dependent size of {' and '.join(users)}"
     shape = spec.output_shapes[spec.outputs.index(output)]
     if shape.like:
         return f"{shape.like}'s shape"
-    dims = [str(d.value) if d.source is None else f"{d.source}[{d.index}]" for d in shape.dims]
+    dims = [f"{d.size}<={d.bound.text}" if d.size else str(d.value) if d.source is None else f"{d.source}[{d.index}]"
+            for d in shape.dims]
     return f"shape [{', '.join(dims)}]"
 
 

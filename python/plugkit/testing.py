@@ -93,18 +93,17 @@ def to_numpy(t) -> np.ndarray:
 
 def run_plugin(library: PluginLibrary, schema: OpSchema, inputs: Sequence[Any],
                attrs: Mapping[str, Any] | None = None) -> list[Any]:
-    """Run the schema's plugin once through the whole lifecycle; outputs are poisoned with
-    NaN before the launch, so an element the kernel never writes fails the comparison, and
-    data-dependent ones come back cut to their real shape."""
+    """Run the schema's plugin once through the whole lifecycle; outputs are poisoned (NaN, or
+    an integer dtype's lowest value) before the launch, so an element the kernel never writes
+    fails the comparison, and data-dependent ones come back cut to their real shape."""
     import torch
 
     creator = library.creator(schema.name, schema.version, schema.namespace)
     specs = [(str(t.dtype).replace("torch.", ""), list(t.shape)) for t in inputs]
     prepared = PreparedPlugin(creator, attrs, specs)
     outputs = prepared.allocate_outputs(inputs[0])
-    for o in outputs:
-        if o.is_floating_point():
-            o.fill_(float("nan"))
+    for o in outputs:  # integers get their dtype's lowest value, which a size output may not hold
+        o.fill_(float("nan") if o.is_floating_point() else torch.iinfo(o.dtype).min)
     prepared.enqueue(inputs, outputs)
     torch.cuda.synchronize()
     return prepared.trim(outputs)  # data-dependent outputs cut to the size the plugin wrote

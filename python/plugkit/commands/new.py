@@ -14,8 +14,19 @@ examples:
   plugkit new MyLeakyRelu --expr "where(x > 0, x, slope * x)" --attr slope:float32=0.01 --dtypes float16,bfloat16
   plugkit new RowSoftmax --kind rowwise
   plugkit new TritonSwish --lang triton --expr "x * sigmoid(x)"
-  plugkit new TopKLike --kind custom --input X --output values --output indices \\
+  plugkit new TopKLike --kind custom --input X --output values --output indices:int32 \\
       --output-shape "values=X[0],4" --output-shape "indices=X[0],4" --attr k:int32=4
+  plugkit new NonZeroLike --kind custom --input X --input lengths:int32 --output indices:int32 \\
+      --output-shape "indices=K<=X[0]*X[1],2"    # [K, 2], K data-dependent; K is the last output
+
+custom tensors: NAME:DTYPE fixes a tensor's dtype; without one it has the op's dtype (--dtypes),
+  as at least one input must. TensorRT allows no bool or uint8 plugin outputs.
+  inputs:  {in_dtypes}
+  outputs: {out_dtypes}
+custom shapes: OUT=IN (IN's shape) or comma-separated dims, each a size (4), an input dim (X[0],
+  X[-1]) or at most one data-dependent dim SIZE<=BOUND: SIZE names a generated 0-d int32 output
+  (after the others; outputs that share it give the same BOUND); BOUND is input dims and whole
+  numbers with +, -, *, min(a, b), max(a, b).
 
 --expr functions: {functions}
 """
@@ -28,7 +39,9 @@ def register(subparsers):
                     "under --root. The plugin builds with the next CMake build (no CMake edit), shows up "
                     "in `plugkit list`, passes `plugkit check` and its generated tests. Nothing is written "
                     "when a check fails, and no existing file is overwritten without --force.",
-        epilog=EXAMPLES.format(functions=", ".join(sorted(FUNCTIONS))),
+        epilog=EXAMPLES.format(functions=", ".join(sorted(FUNCTIONS)), in_dtypes=", ".join(scaffold.TENSOR_DTYPES),
+                               out_dtypes=", ".join(d for d in scaffold.TENSOR_DTYPES
+                                                    if d not in scaffold.INPUT_ONLY_DTYPES)),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="op type, e.g. MyOp: folder plugins/my_op/, class MyOpPlugin, op type MyOp")
     p.add_argument("--kind", choices=scaffold.KINDS, default="elementwise",
@@ -39,11 +52,11 @@ def register(subparsers):
                    help="what the kernel is written in: cuda, or triton (a @triton.jit kernel in kernel.py, "
                         "compiled ahead of time by plugkit build; --kind elementwise or rowwise; needs "
                         "pip install 'plugkit[triton]') (default: cuda)")
-    p.add_argument("-i", "--input", dest="inputs", action="append", default=[], metavar="NAME",
-                   help="an input, in order (repeatable). Default: elementwise, the names --expr uses that "
-                        "are not attributes (else x); other kinds, X")
-    p.add_argument("-o", "--output", dest="outputs", action="append", default=[], metavar="NAME",
-                   help="an output, in order (repeatable; several for --kind custom only). Default: y or Y")
+    p.add_argument("-i", "--input", dest="inputs", action="append", default=[], metavar="NAME[:DTYPE]",
+                   help="an input, in order (repeatable); custom: :DTYPE fixes its dtype (e.g. ids:int32). "
+                        "Default: elementwise, the names --expr uses that are not attributes (else x); other kinds, X")
+    p.add_argument("-o", "--output", dest="outputs", action="append", default=[], metavar="NAME[:DTYPE]",
+                   help="an output, in order (repeatable; several and :DTYPE for --kind custom only). Default: y or Y")
     p.add_argument("-a", "--attr", dest="attrs", action="append", default=[], metavar="NAME:TYPE[=DEFAULT]",
                    help=f"a typed attribute with its default (repeatable); TYPE is one of {', '.join(ATTR_TYPES)}; "
                         "arrays are comma separated (axes:int64[]=0,1). Scalar numbers can be used in --expr")
@@ -52,8 +65,9 @@ def register(subparsers):
     p.add_argument("-e", "--expr", help="elementwise: the output as an expression of inputs and attributes, "
                                         "e.g. \"x * sigmoid(x)\" (default: the sum of the inputs)")
     p.add_argument("--output-shape", dest="output_shapes", action="append", default=[], metavar="OUT=SHAPE",
-                   help="custom: an output's shape, as an input's (Y=X) or dims that are sizes or input dims "
-                        "(Z=X[0],W[-1],4); outputs not given have the first input's shape")
+                   help="custom: an output's shape, as an input's (Y=X) or dims that are sizes, input dims "
+                        "or one data-dependent dim SIZE<=BOUND (Z=X[0],W[-1],4; Y=K<=X[0]*X[1],2); outputs not "
+                        "given have the first input's shape")
     p.add_argument("--namespace", default="plugkit", help="plugin namespace (default: plugkit)")
     p.add_argument("--version", dest="op_version", default="1", metavar="VERSION",
                    help="plugin version (default: 1)")
