@@ -15,7 +15,7 @@ import pytest
 
 from plugkit import engine, testing
 
-from engine_models import engine_models
+from engine_models import engine_models, require
 
 pytestmark = pytest.mark.rtx
 
@@ -94,20 +94,31 @@ def check_engine(result, model: onnx.ModelProto, plugin_fields: dict[str, dict])
 
 @pytest.mark.parametrize("case", MODELS, ids=[m.id for m in MODELS])
 def test_every_plugin_builds_in_each_dtype(case, tmp_path):
+    case = require(case)
     model_path = tmp_path / f"{case.id}.plugged.onnx"
     onnx.save(case.model, model_path)
     result = engine.build(model_path, tmp_path / f"{case.id}.engine", plugins=[testing.built_library()],
                           shapes=case.shapes, backend="rtx", compute_capabilities=TARGETS, progress=False,
                           log=lambda message: None)
     check_engine(result, case.model, case.fields)
-    graph_input = case.model.graph.input[0]
-    assert result.metadata.inputs[0].name == graph_input.name
-    assert result.metadata.inputs[0].dtype == onnx.helper.tensor_dtype_to_np_dtype(
-        graph_input.type.tensor_type.elem_type).name
+    # The engine's inputs and outputs are the model's: dtypes, and shapes with -1 where the model
+    # names a dim (dynamic, or data-dependent as CTCGreedyDecoder's M, its size-tensor output).
+    for tensors, infos in ((case.model.graph.input, result.metadata.inputs),
+                           (case.model.graph.output, result.metadata.outputs)):
+        assert [(t.name, _dtype(t), _shape(t)) for t in tensors] == [(i.name, i.dtype, i.shape) for i in infos]
+
+
+def _dtype(value_info: onnx.ValueInfoProto) -> str:
+    elem = value_info.type.tensor_type.elem_type
+    return "bfloat16" if elem == onnx.TensorProto.BFLOAT16 else onnx.helper.tensor_dtype_to_np_dtype(elem).name
+
+
+def _shape(value_info: onnx.ValueInfoProto) -> tuple[int, ...]:
+    return tuple(d.dim_value if d.HasField("dim_value") else -1 for d in value_info.type.tensor_type.shape.dim)
 
 
 def test_fp16_build_casts_the_model(tmp_path):
-    case = next(m for m in MODELS if m.id.endswith("-float32"))
+    case = require(next(m for m in MODELS if m.id == "RMSNorm-float32"))
     model_path = tmp_path / "m.onnx"
     onnx.save(case.model, model_path)
     result = engine.build(model_path, tmp_path / "m.engine", plugins=[testing.built_library()], shapes=case.shapes,
@@ -173,7 +184,7 @@ def test_doctor_parses_with_the_real_parser(tmp_path):
 
 
 def test_unknown_compute_capability_is_refused_before_the_build(tmp_path):
-    case = MODELS[0]
+    case = require(next(m for m in MODELS if m.id == "RMSNorm-float32"))
     onnx.save(case.model, tmp_path / "m.onnx")
     with pytest.raises(engine.EngineError, match=r"--compute-capability 9\.0.*8\.0, 8\.6, 8\.9"):
         engine.build(tmp_path / "m.onnx", tmp_path / "m.engine", plugins=[testing.built_library()],
