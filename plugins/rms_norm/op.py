@@ -25,10 +25,12 @@ def torch_reference(X, scale, *, axis=-1, epsilon=1e-5, stash_type=1):
     return y.to(X.dtype)
 
 
-def check(input_shapes, *, axis=-1, epsilon=1e-5):
+def check(input_shapes, *, axis=-1, epsilon=1e-5, stash_type=1):
     """What the plugin refuses at createPlugin and getOutputShapes (rms_norm_plugin.cpp)."""
     if not (np.isfinite(epsilon) and epsilon > 0):
         return f"epsilon must be a positive number; got {epsilon}"
+    if stash_type != 1:
+        return f"stash_type must be 1 (float32: the sum of squares is accumulated in fp32); got {stash_type}"
     x = input_shapes[0] if input_shapes else None
     if x is not None:
         if len(x) == 0:
