@@ -15,7 +15,7 @@ import pytest
 
 from plugkit import engine, testing
 
-from engine_models import engine_models
+from engine_models import engine_models, require
 
 pytestmark = pytest.mark.rtx
 
@@ -94,20 +94,31 @@ def check_engine(result, model: onnx.ModelProto, plugin_fields: dict[str, dict])
 
 @pytest.mark.parametrize("case", MODELS, ids=[m.id for m in MODELS])
 def test_every_plugin_builds_in_each_dtype(case, tmp_path):
+    case = require(case)
     model_path = tmp_path / f"{case.id}.plugged.onnx"
     onnx.save(case.model, model_path)
     result = engine.build(model_path, tmp_path / f"{case.id}.engine", plugins=[testing.built_library()],
                           shapes=case.shapes, backend="rtx", compute_capabilities=TARGETS, progress=False,
                           log=lambda message: None)
     check_engine(result, case.model, case.fields)
-    graph_input = case.model.graph.input[0]
-    assert result.metadata.inputs[0].name == graph_input.name
-    assert result.metadata.inputs[0].dtype == onnx.helper.tensor_dtype_to_np_dtype(
-        graph_input.type.tensor_type.elem_type).name
+    # The engine's inputs and outputs are the model's: dtypes, and shapes with -1 where the model
+    # names a dim (dynamic, or data-dependent as CTCGreedyDecoder's M, its size-tensor output).
+    for tensors, infos in ((case.model.graph.input, result.metadata.inputs),
+                           (case.model.graph.output, result.metadata.outputs)):
+        assert [(t.name, _dtype(t), _shape(t)) for t in tensors] == [(i.name, i.dtype, i.shape) for i in infos]
+
+
+def _dtype(value_info: onnx.ValueInfoProto) -> str:
+    elem = value_info.type.tensor_type.elem_type
+    return "bfloat16" if elem == onnx.TensorProto.BFLOAT16 else onnx.helper.tensor_dtype_to_np_dtype(elem).name
+
+
+def _shape(value_info: onnx.ValueInfoProto) -> tuple[int, ...]:
+    return tuple(d.dim_value if d.HasField("dim_value") else -1 for d in value_info.type.tensor_type.shape.dim)
 
 
 def test_fp16_build_casts_the_model(tmp_path):
-    case = next(m for m in MODELS if m.id.endswith("-float32"))
+    case = require(next(m for m in MODELS if m.id == "RMSNorm-float32"))
     model_path = tmp_path / "m.onnx"
     onnx.save(case.model, model_path)
     result = engine.build(model_path, tmp_path / "m.engine", plugins=[testing.built_library()], shapes=case.shapes,
@@ -133,7 +144,7 @@ def test_acceptance_command_builds_an_engine(tmp_path):
     record = engine.read_metadata(tmp_path / "m.engine")
     assert record.backend == "rtx" and record.plugin_ops == ["RMSNorm/1/plugkit"]
     assert serialized_plugins((tmp_path / "m.engine").read_bytes(), "RMSNorm", "1", "plugkit") == \
-        [{"axis": -1, "epsilon": pytest.approx(1e-5)}]
+        [{"axis": -1, "epsilon": pytest.approx(1e-5), "stash_type": 1}]
 
 
 def test_bindings_imported_first_give_a_message_not_an_abort(tmp_path):
@@ -157,8 +168,8 @@ def test_bindings_imported_first_give_a_message_not_an_abort(tmp_path):
 
 
 def test_doctor_parses_with_the_real_parser(tmp_path):
-    """doctor --backend rtx adds the real parser: it catches a field value the plugin refuses,
-    which the creator lookup alone cannot."""
+    """doctor --backend rtx adds the real parser to a model whose plugin nodes the plugins accept;
+    a node the plugin refuses (created through the host with its fields) fails before it."""
     from test_doctor import plugged_model
 
     onnx.save(plugged_model(), tmp_path / "good.onnx")
@@ -167,13 +178,13 @@ def test_doctor_parses_with_the_real_parser(tmp_path):
     assert good.returncode == 0, good.stderr
     assert "ONNX parser: ok, 1 plugin layer(s): /blocks.0/norm (RMSNorm/1/plugkit)" in good.stdout
     bad = plugkit_cli("doctor", tmp_path / "bad.onnx", "--plugins", testing.built_library(), "--backend", "rtx")
-    assert bad.returncode == 1 and "result: ok, every plugin node has a creator" in bad.stdout
-    assert "ONNX parser: 1 error(s)" in bad.stdout and "Could not create the plugin" in bad.stdout
-    assert "epsilon must be a positive number; got -1" in bad.stderr
+    assert bad.returncode == 1 and "result: 1 plugin node(s) would fail to parse" in bad.stdout
+    assert "createPlugin: epsilon must be a positive number; got -1" in bad.stdout
+    assert "ONNX parser" not in bad.stdout
 
 
 def test_unknown_compute_capability_is_refused_before_the_build(tmp_path):
-    case = MODELS[0]
+    case = require(next(m for m in MODELS if m.id == "RMSNorm-float32"))
     onnx.save(case.model, tmp_path / "m.onnx")
     with pytest.raises(engine.EngineError, match=r"--compute-capability 9\.0.*8\.0, 8\.6, 8\.9"):
         engine.build(tmp_path / "m.onnx", tmp_path / "m.engine", plugins=[testing.built_library()],
@@ -212,7 +223,12 @@ def test_builder_plugin_calls_match_the_host_lifecycle(call_recorder, tmp_path):
                          env={"PLUGKIT_CALL_LOG": str(log), "PLUGKIT_RECORDED_LIBRARY": str(testing.built_library())})
     assert result.returncode == 0, result.stderr
     calls = [line.split(maxsplit=2) for line in log.read_text().splitlines()]  # id, method, details
-    assert calls[0][1:] == ["createPlugin", "kBUILD axis=-1 epsilon=0.125"], calls
+    # plugkit's doctor check runs first, through the host: a plugin created, asked for its output
+    # shapes and destroyed. The builder's calls start at the first plugin that gets cloned.
+    cloned = next(plugin for plugin, method, *_ in calls if method == "clone")
+    precheck, calls = calls[:calls.index([cloned, "createPlugin", "kBUILD axis=-1 epsilon=0.125"])], \
+        calls[calls.index([cloned, "createPlugin", "kBUILD axis=-1 epsilon=0.125"]):]
+    assert [method for _, method, *_ in precheck] == ["createPlugin", "getNbOutputs", "getOutputShapes", "destroy"]
     by_method = {}
     for plugin, method, *_ in calls:
         by_method.setdefault(method, set()).add(plugin)
@@ -220,7 +236,7 @@ def test_builder_plugin_calls_match_the_host_lifecycle(call_recorder, tmp_path):
     assert len(by_method["configurePlugin"]) == 1 and by_method["configurePlugin"] == by_method["getFieldsToSerialize"]
     assert by_method["configurePlugin"].isdisjoint(by_method["createPlugin"])
     assert [details for _, method, *details in calls if method == "getFieldsToSerialize"][0] == \
-        ["axis=-1 epsilon=0.125"]
+        ["axis=-1 epsilon=0.125 stash_type=1"]
 
     builder = [method for _, method, *_ in calls if method != "destroy"]
     prepared = PreparedPlugin(testing.plugin_library().creator("RMSNorm"), {"epsilon": 0.125},
@@ -231,7 +247,11 @@ def test_builder_plugin_calls_match_the_host_lifecycle(call_recorder, tmp_path):
     def first_use(trace):  # each method once, in the order first called
         return list(dict.fromkeys(trace))
 
-    assert [c for c in first_use(builder) if c != "getFormatCombinationLimit"] == first_use(host)
+    # The host asks getTimingCacheID after getNbTactics even of a plugin without tactics; the
+    # builder does not (docs/engines.md: still to change in csrc/host).
+    assert "getTimingCacheID" not in builder and "getTimingCacheID" in host
+    assert [c for c in first_use(builder) if c != "getFormatCombinationLimit"] == \
+        [c for c in first_use(host) if c != "getTimingCacheID"]
     # configurePlugin, the workspace and serialization run on a clone, after the shapes were asked.
     assert host.index("clone") < host.index("getOutputShapes") < host.index("configurePlugin")
 

@@ -283,7 +283,9 @@ public:
     {
         return status("getValidTactics", [&] {
             std::vector<int32_t> const valid = self().tactics();
-            PLUGKIT_CHECK(tactics != nullptr && nbTactics == static_cast<int32_t>(valid.size()),
+            // A plugin without tactics may be asked for none, with no array: TensorRT-RTX 1.7 asks
+            // CTCGreedyDecoder (data-dependent outputs) so, though not RMSNorm.
+            PLUGKIT_CHECK((tactics != nullptr || valid.empty()) && nbTactics == static_cast<int32_t>(valid.size()),
                 "asked for " << nbTactics << " tactics; the plugin has " << valid.size());
             for (size_t i = 0; i < valid.size(); ++i)
             {
