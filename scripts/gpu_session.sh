@@ -2,12 +2,13 @@
 # One GPU session on a machine without network: install the carried wheels, build the host and
 # the plugin library, then the steps asked for, each teed to a file under $OUT (or ./gpu-out):
 #   bash scripts/gpu_session.sh [pytest args for the tests step...]
-#   GPU_STEPS="tests sanitize bench scaffold" (the default) picks the steps after the install and build:
+#   GPU_STEPS="tests sanitize bench scaffold triton" (the default) picks the steps after the install and build:
 #     tests     every `gpu` test                                         -> pytest.txt
 #     sanitize  compute-sanitizer memcheck over every plugin's GPU test cases with torch's caching
 #               allocator off (it hides out-of-bounds accesses), racecheck once  -> sanitizer.txt
 #     bench     `plugkit bench` of every shipped plugin, tactics and enqueue overhead  -> bench.txt
 #     scaffold  freshly scaffolded ops built, tested and timed (scripts/gpu_scaffold_check.py)  -> scaffold.txt
+#     triton    Triton plugins built ahead of time, tested, memchecked, timed (scripts/gpu_triton_check.py)  -> triton.txt
 #   BENCH_OPS overrides the plugins benchmarked; SANITIZE_TOOL_TIMEOUT bounds each sanitizer run (s).
 set -uo pipefail
 out="${OUT:-$PWD/gpu-out}"
@@ -32,7 +33,7 @@ fi
 log "build"
 python3 -m plugkit build --arch "${PLUGKIT_CUDA_ARCHITECTURES:-90}" 2>&1 | tail -n 12 | tee -a "$out/log"
 
-steps=" ${GPU_STEPS-tests sanitize bench scaffold} "
+steps=" ${GPU_STEPS-tests sanitize bench scaffold triton} "
 if [[ $steps == *" tests "* ]]; then
   log "gpu tests"
   python3 -m pytest -m gpu -q -p no:cacheprovider "$@" 2>&1 | tee "$out/pytest.txt" | tail -n 40
@@ -48,6 +49,7 @@ if [[ $steps == *" sanitize "* ]]; then
     "ctc_greedy_decoder::tests/test_ctc_greedy_decoder.py -m gpu"
     "multi_scale_deformable_attention::tests/test_multi_scale_deformable_attention.py -m gpu"
     "sdk::tests/test_sdk_tactics.py tests/test_sdk_shapes.py -m gpu"
+    "torch_ops::tests/test_torch_ops_cuda.py -m gpu -k 'not graph and not compile'"
   )
   export PYTORCH_NO_CUDA_MEMORY_CACHING=1
   for entry in "${sets[@]}"; do
@@ -69,17 +71,22 @@ fi
 if [[ $steps == *" bench "* ]]; then
   log "bench"
   for op in ${BENCH_OPS:-rms_norm ctc_greedy_decoder multi_scale_deformable_attention}; do
-    python3 -m plugkit bench "$op" 2>&1 | tee -a "$out/bench.txt"
+    python3 -m plugkit bench "$op" ${BENCH_ARGS:-} 2>&1 | tee -a "$out/bench.txt"
   done
   for op in ${BENCH_TACTIC_OPS:-multi_scale_deformable_attention}; do
     python3 -m plugkit bench "$op" --tactics 2>&1 | tee -a "$out/bench.txt"
   done
   for op in ${BENCH_OVERHEAD_OPS:-rms_norm ctc_greedy_decoder multi_scale_deformable_attention}; do
-    python3 -m plugkit bench "$op" --overhead 2>&1 | tee -a "$out/bench.txt"
+    python3 -m plugkit bench "$op" --overhead --iterations 500 2>&1 | tee -a "$out/bench.txt"
   done
 fi
 
 if [[ $steps == *" scaffold "* ]]; then
   log "scaffold"
   python3 scripts/gpu_scaffold_check.py --arch "${PLUGKIT_CUDA_ARCHITECTURES:-90}" 2>&1 | tee "$out/scaffold.txt" | tail -n 40
+fi
+
+if [[ $steps == *" triton "* ]]; then
+  log "triton"
+  python3 scripts/gpu_triton_check.py --arch "${PLUGKIT_CUDA_ARCHITECTURES:-90}" --sanitize 2>&1 | tee "$out/triton.txt" | tail -n 40
 fi
