@@ -107,9 +107,13 @@ def test_output_dtype_follows_x(creator):
 
 
 def test_format_table_is_float_types_with_y_of_x_type(creator):
-    table = creator.create({}).format_table(nb_inputs=2)
+    plugin = creator.create({})
+    table = plugin.format_table(nb_inputs=2)
     floats = ("float32", "float16", "bfloat16")
     assert sorted(table) == sorted((x, s, x) for x in floats for s in floats)
+    # The limit is asked after the queries, as the builder does; RMSNorm keeps TensorRT's default.
+    assert plugin.trace[-2:] == ["supportsFormatCombination", "getFormatCombinationLimit"]
+    assert plugin.format_combination_limit() == 100  # kDEFAULT_FORMAT_COMBINATION_LIMIT
 
 
 def test_only_linear_format_is_supported(creator):
@@ -161,7 +165,7 @@ def test_workspace_is_asked_only_for_a_broadcast_scale(creator):
 LIFECYCLE = [
     "createPlugin(kBUILD)", "getNbOutputs", "getOutputDataTypes", "clone", "getNbOutputs", "getOutputShapes",
     "clone", "supportsFormatCombination", "supportsFormatCombination", "supportsFormatCombination",
-    "configurePlugin", "getWorkspaceSize", "getNbTactics", "getTimingCacheID", "getFieldsToSerialize",
+    "getFormatCombinationLimit", "configurePlugin", "getWorkspaceSize", "getNbTactics", "getFieldsToSerialize",
     "createPlugin(kRUNTIME)", "attachToContext", "setTactic", "onShapeChange",
 ]
 

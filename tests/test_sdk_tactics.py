@@ -20,8 +20,8 @@ def creator():
 BUILD_PHASE = [
     "createPlugin(kBUILD)", "getNbOutputs", "getOutputDataTypes", "clone", "getNbOutputs", "getOutputShapes",
     "clone", "supportsFormatCombination", "supportsFormatCombination", "supportsFormatCombination",
-    "configurePlugin", "getWorkspaceSize", "getNbTactics", "getValidTactics", "getTimingCacheID",
-    "getFieldsToSerialize",
+    "getFormatCombinationLimit", "configurePlugin", "getWorkspaceSize", "getNbTactics", "getValidTactics",
+    "getTimingCacheID", "getFieldsToSerialize",
 ]
 RUNTIME_PHASE = ["createPlugin(kRUNTIME)", "attachToContext", "setTactic", "onShapeChange"]
 
@@ -51,6 +51,8 @@ def test_without_a_choice_the_host_sets_the_first_tactic(creator):
     # No custom tactics: TensorRT calls setTactic(0), its default tactic.
     prepared = PreparedPlugin(creator, {"variants": 0}, [("float32", [2])])
     assert prepared.tactic == 0 and "setTactic" in prepared.plugin.trace
+    # Nothing to time, so no timing-cache key: the builder does not ask for one either.
+    assert prepared.timing_cache_id is None and "getTimingCacheID" not in prepared.trace
 
 
 def test_set_tactic_refuses_a_value_the_plugin_did_not_declare(creator):

@@ -699,6 +699,17 @@ bool Plugin::supportsFormatCombination(int32_t pos, std::vector<TensorRange> con
     return build().supportsFormatCombination(pos, descs.data(), nbInputs, static_cast<int32_t>(inOut.size()) - nbInputs);
 }
 
+int32_t Plugin::formatCombinationLimit()
+{
+    record("getFormatCombinationLimit");
+    int32_t const limit = build().getFormatCombinationLimit();
+    if (limit <= 0)
+    {
+        throw HostError(name() + ": getFormatCombinationLimit returned " + std::to_string(limit));
+    }
+    return limit;
+}
+
 void Plugin::configure(std::vector<TensorRange> const& inputs, std::vector<TensorRange> const& outputs)
 {
     auto const in = toDynamicDescs(inputs);

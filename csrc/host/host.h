@@ -225,6 +225,8 @@ public:
     std::vector<nvinfer1::DataType> outputDataTypes(std::vector<nvinfer1::DataType> const& inputTypes);
     std::vector<std::vector<OutputDim>> outputShapes(std::vector<std::vector<DimSpec>> const& inputShapes);
     bool supportsFormatCombination(int32_t pos, std::vector<TensorRange> const& inOut, int32_t nbInputs);
+    //! getFormatCombinationLimit: how many accepted format combinations the builder goes on to time.
+    int32_t formatCombinationLimit();
     void configure(std::vector<TensorRange> const& inputs, std::vector<TensorRange> const& outputs);
     size_t workspaceSize(std::vector<TensorRange> const& inputs, std::vector<TensorRange> const& outputs);
     std::vector<int32_t> validTactics();

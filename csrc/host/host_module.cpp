@@ -286,6 +286,7 @@ PYBIND11_MODULE(_host, m)
         .def("output_shapes", &Plugin::outputShapes)
         .def("supports", [](Plugin& p, int32_t pos, std::vector<RangeTuple> const& inOut,
                              int32_t nbInputs) { return p.supportsFormatCombination(pos, toRanges(inOut), nbInputs); })
+        .def("format_combination_limit", &Plugin::formatCombinationLimit)
         .def("configure", [](Plugin& p, std::vector<RangeTuple> const& in,
                               std::vector<RangeTuple> const& out) { p.configure(toRanges(in), toRanges(out)); })
         .def("workspace_size", [](Plugin& p, std::vector<RangeTuple> const& in,

@@ -313,13 +313,18 @@ class Plugin:
     def format_table(self, nb_inputs: int, candidates: Sequence[str] = (
             "float32", "float16", "bfloat16", "int8", "int32", "int64", "bool", "uint8")) -> list[tuple[str, ...]]:
         """Every dtype combination (LINEAR format) the plugin accepts, found the way TensorRT
-        searches: position by position, asking about each with the earlier ones fixed."""
+        searches: position by position, asking about each with the earlier ones fixed; then,
+        as the builder does, at most getFormatCombinationLimit of them."""
         total = nb_inputs + self.nb_outputs()
         combos: list[tuple[str, ...]] = [()]
         for pos in range(total):
             combos = [c + (d,) for c in combos for d in candidates
                       if self.supports(pos, list(c + (d,)) + [d] * (total - pos - 1), nb_inputs)]
-        return combos
+        return combos[:self.format_combination_limit()]
+
+    def format_combination_limit(self) -> int:
+        """getFormatCombinationLimit: how many accepted combinations the builder goes on to time."""
+        return _call(self._native.format_combination_limit)
 
     def configure(self, inputs, outputs) -> None:
         """configurePlugin with ``(dtype, shape)`` pairs; a shape may be (min, opt, max)."""
@@ -486,8 +491,9 @@ class PreparedPlugin:
 
     Build, in the order TensorRT-RTX's builder was recorded to use (docs/engines.md):
     createPlugin(kBUILD), getNbOutputs, getOutputDataTypes; a clone for getOutputShapes;
-    a clone of that for supportsFormatCombination (every position), configurePlugin,
-    getWorkspaceSize, getNbTactics + getValidTactics, getTimingCacheID and getFieldsToSerialize:
+    a clone of that for supportsFormatCombination (every position), getFormatCombinationLimit,
+    configurePlugin, getWorkspaceSize, getNbTactics + getValidTactics, getTimingCacheID (only
+    when there are tactics) and getFieldsToSerialize:
     the builder configures and serializes a copy, so a clone that loses state fails here as in
     an engine build. Runtime: createPlugin(kRUNTIME) from the serialized fields,
     attachToContext, setTactic (``tactic``; by default the plugin's first, or TensorRT's
@@ -526,11 +532,13 @@ class PreparedPlugin:
                 raise PluginError(
                     f"{build.name} does not support dtype {all_dtypes[pos]} at position {pos} "
                     f"(inputs then outputs: {all_dtypes}); supported: {build.format_table(len(in_dtypes))}")
+        self.format_combination_limit = build.format_combination_limit()
         build.configure(input_specs, out_ranges)
         self.build_plugin = build  # the configured copy, which the builder times tactics on
         self.workspace_bytes = build.workspace_size(input_specs, out_ranges)
         self.tactics = build.valid_tactics()
-        self.timing_cache_id = build.timing_cache_id()
+        # The builder asks for a timing-cache key only of a plugin it times tactics for.
+        self.timing_cache_id = build.timing_cache_id() if self.tactics else None
         self.fields = build.serialize()
         runtime = creator.create(phase="runtime", layer_name=layer_name, fields=self.fields)
         self.plugin = runtime.attach_to_context()
