@@ -233,7 +233,7 @@ def test_inputs_are_the_expressions_names_that_are_not_attributes():
 def test_every_field_type_becomes_a_typed_member_with_its_default(text, cpp, default):
     attr = scaffold.parse_attr(text)
     assert attr.default == default
-    assert f"{scaffold._CPP_TYPES[attr.type]} {attr.name}{scaffold.cpp_default(attr)};" == cpp
+    assert f"{scaffold.names._CPP_TYPES[attr.type]} {attr.name}{scaffold.cpp_default(attr)};" == cpp
 
 
 # ------------------------------------------------------------------ writing
@@ -349,7 +349,7 @@ def test_a_failed_forced_rewrite_restores_the_files_it_replaced(project, monkeyp
 
 def test_templates_are_found_inside_the_package_first(tmp_path, monkeypatch):
     """A non-editable install carries them as plugkit/templates (setup.py's build_py)."""
-    shipped = Path(scaffold.__file__).resolve().parent / "templates"
+    shipped = Path(scaffold.__file__).resolve().parents[1] / "templates"  # plugkit/templates
     assert scaffold.templates_dir() == (shipped if shipped.is_dir() else REPO / "templates")
     assert "graft templates" in (REPO / "MANIFEST.in").read_text()  # and sdists carry them to the build
 
