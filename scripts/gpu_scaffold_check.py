@@ -94,6 +94,25 @@ def summary(output: str) -> str:
     return lines[-1] if lines else "(no pytest summary)"
 
 
+def generated_tests(py, work: Path, env, ops) -> dict[str, tuple[int, str]]:
+    """The generated tests of ``ops``, GPU then CPU: label -> (exit code, pytest summary line)."""
+    tests = [f"tests/test_{snake_case(op)}.py" for op in ops]
+    results = {}
+    for label, marker in (("gpu", "gpu"), ("cpu", "not gpu")):
+        result = run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", marker, *tests],
+                     cwd=work, env=env, check=False)
+        results[label] = (result.returncode, summary(result.stdout))
+    return results
+
+
+def gpu_tests_skipped(results) -> bool:
+    """True (and says so) when the GPU tests ran none: no CUDA device, or torch without CUDA."""
+    if "gpu" in results and ("passed" not in results["gpu"][1] or "skipped" in results["gpu"][1]):
+        print("GPU tests were skipped: no CUDA device, or torch without CUDA", file=sys.stderr)
+        return True
+    return False
+
+
 def load_schema(op_file: Path):
     spec = importlib.util.spec_from_file_location(f"scaffolded_{op_file.parent.name}", op_file)
     module = importlib.util.module_from_spec(spec)
@@ -185,11 +204,7 @@ def main() -> int:
 
         results = {}
         if not args.no_tests:
-            tests = [f"tests/test_{snake_case(op)}.py" for op in OPS]
-            for label, marker in (("gpu", "gpu"), ("cpu", "not gpu")):
-                result = run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", marker, *tests],
-                             cwd=work, env=env, check=False)
-                results[label] = (result.returncode, summary(result.stdout))
+            results = generated_tests(py, work, env, OPS)
             print(f"[{time.monotonic() - started:.0f} s] tested", flush=True)
         met = True
         if not args.no_bench:
@@ -203,8 +218,7 @@ def main() -> int:
             print(f"targets: {'all met' if met else 'some MISSED (see the table)'}")
         if any(code != 0 for code, _ in results.values()):
             return 1
-        if results and ("passed" not in results["gpu"][1] or "skipped" in results["gpu"][1]):
-            print("GPU tests were skipped: no CUDA device, or torch without CUDA", file=sys.stderr)
+        if gpu_tests_skipped(results):
             return 1
         return 0 if met else 3
     finally:

@@ -21,14 +21,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_scaffold_check import load_schema, run, summary, tensorrt_include_dir  # noqa: E402
+from gpu_scaffold_check import (generated_tests, gpu_tests_skipped, load_schema, run,  # noqa: E402
+                                summary, tensorrt_include_dir)
 
 from plugkit.scaffold import snake_case  # noqa: E402
 
@@ -110,11 +110,7 @@ def main() -> int:
         results = {}
         ops = [op for pair in PAIRS.items() for op in (pair[0], pair[1][0])]
         if not args.no_tests:
-            tests = [f"tests/test_{snake_case(op)}.py" for op in ops]
-            for label, marker in (("gpu", "gpu"), ("cpu", "not gpu")):
-                result = run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", marker, *tests],
-                             cwd=work, env=env, check=False)
-                results[label] = (result.returncode, summary(result.stdout))
+            results.update(generated_tests(py, work, env, ops))
             print(f"[{time.monotonic() - started:.0f} s] tested", flush=True)
         if args.sanitize:
             sanitizer = shutil.which("compute-sanitizer") or "/usr/local/cuda/bin/compute-sanitizer"
@@ -141,8 +137,7 @@ def main() -> int:
             print(f"{label:8s}: {line}  (exit {code})")
         if any(code != 0 for code, _ in results.values()) or not ok:
             return 1
-        if "gpu" in results and ("passed" not in results["gpu"][1] or "skipped" in results["gpu"][1]):
-            print("GPU tests were skipped: no CUDA device, or torch without CUDA", file=sys.stderr)
+        if gpu_tests_skipped(results):
             return 1
         return 0
     finally:
