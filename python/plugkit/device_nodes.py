@@ -14,12 +14,11 @@ shape the build-phase shape queries and ``configurePlugin`` run for that shape
 """
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Iterable, Mapping, Sequence
 
-from .errors import PluginError, PluginLibraryError
-from .host import DataDependentDim
+from .errors import PluginLibraryError
+from .host import check_formats, plan_outputs, trim_outputs
 from .ops import load_schemas
 from .schema import OpSchema
 from .tensors import dtype_name, numpy_to_torch
@@ -39,23 +38,11 @@ class NodePlugin:
     def _shape_change(self, specs: list[tuple[str, list[int]]]) -> None:
         build, in_dtypes = self.build, [d for d, _ in specs]
         self.output_dtypes = build.output_dtypes(in_dtypes)
-        shapes = build.output_shapes([s for _, s in specs])
-        for s in shapes:
-            if any(isinstance(d, DataDependentDim) and not isinstance(d.upper, int) for d in s):
-                raise PluginError(f"{self.layer_name}: a data-dependent output dimension has no constant upper bound")
-        self.declared_shapes = shapes
-        self.alloc_shapes = [[d.upper if isinstance(d, DataDependentDim) else int(d) for d in s] for s in shapes]
-        self.output_dims = [[-1 if isinstance(d, DataDependentDim) else int(d) for d in s] for s in shapes]
-        out_ranges = [(dtype, ([0 if isinstance(d, DataDependentDim) else d for d in s],
-                               [d.opt if isinstance(d, DataDependentDim) else d for d in s], upper))
-                      for dtype, s, upper in zip(self.output_dtypes, shapes, self.alloc_shapes)]
-        all_dtypes = in_dtypes + self.output_dtypes
-        for pos in range(len(all_dtypes)):
-            if not build.supports(pos, all_dtypes, len(in_dtypes)):
-                raise PluginError(f"{self.layer_name}: {build.name} does not support dtype {all_dtypes[pos]} at "
-                                  f"position {pos} (inputs then outputs: {all_dtypes})")
-        build.configure(specs, out_ranges)
-        self.workspace_bytes = build.workspace_size(specs, out_ranges)
+        self._plan = plan = plan_outputs(build, specs, self.output_dtypes)
+        self.alloc_shapes, self.output_dims = plan.alloc_shapes, plan.dims
+        check_formats(build, in_dtypes, self.output_dtypes)
+        build.configure(specs, plan.ranges)
+        self.workspace_bytes = build.workspace_size(specs, plan.ranges)
         if self.runtime is None:
             tactics = build.valid_tactics()
             fields = build.serialize()
@@ -78,24 +65,7 @@ class NodePlugin:
         workspace = torch.empty(self.workspace_bytes, dtype=torch.uint8, device=device) if self.workspace_bytes else None
         self.runtime.enqueue(inputs, outputs, 0 if workspace is None else workspace.data_ptr(),
                              output_dims=self.output_dims)
-        return self._trim(outputs)
-
-    def _trim(self, outputs):
-        """Data-dependent outputs cut to the size the plugin wrote (TensorRT hands on the first
-        prod(real shape) elements)."""
-        sizes = {d.size_output for s in self.declared_shapes for d in s if isinstance(d, DataDependentDim)}
-        if not sizes:
-            return outputs
-        values = {k: int(outputs[k].item()) for k in sizes}
-        trimmed = []
-        for out, declared in zip(outputs, self.declared_shapes):
-            real = [values[d.size_output] if isinstance(d, DataDependentDim) else d for d in declared]
-            for d, value in zip(declared, real):
-                if isinstance(d, DataDependentDim) and not 0 <= value <= d.upper:
-                    raise PluginError(f"{self.layer_name}: size output {d.size_output} holds {value}, outside "
-                                      f"[0, {d.upper}]")
-            trimmed.append(out.reshape(-1)[:math.prod(real)].reshape(real))
-        return trimmed
+        return trim_outputs(outputs, self._plan, self.layer_name)
 
 
 def _to_device(array, device):

@@ -485,6 +485,93 @@ def _tensor_meta(t) -> tuple[str, list[int]]:
 
 # --------------------------------------------------------------------------- lifecycle
 
+@dataclasses.dataclass(frozen=True)
+class OutputPlan:
+    """A build-phase plugin's outputs at concrete input shapes, as TensorRT's builder sees them:
+    ``declared`` shapes (a :class:`DataDependentDim` where data-dependent), the shapes to allocate
+    (upper bounds), the dims configurePlugin/onShapeChange/enqueue see (-1 where data-dependent)
+    and the min/opt/max ranges configurePlugin gets."""
+
+    dtypes: list[str]
+    declared: list[list]
+
+    @property
+    def alloc_shapes(self) -> list[list[int]]:
+        return [[d.upper if isinstance(d, DataDependentDim) else int(d) for d in s] for s in self.declared]
+
+    @property
+    def dims(self) -> list[list[int]]:
+        return [[-1 if isinstance(d, DataDependentDim) else int(d) for d in s] for s in self.declared]
+
+    @property
+    def ranges(self) -> list:
+        return [(dtype, ([0 if isinstance(d, DataDependentDim) else d for d in s],
+                         [d.opt if isinstance(d, DataDependentDim) else d for d in s], upper))
+                for dtype, s, upper in zip(self.dtypes, self.declared, self.alloc_shapes)]
+
+    @property
+    def size_outputs(self) -> list[int]:
+        """Indices of the size-tensor outputs (declareSizeTensor)."""
+        return sorted({d.size_output for s in self.declared for d in s if isinstance(d, DataDependentDim)})
+
+
+def plan_outputs(build: Plugin, input_specs, output_dtypes: Sequence[str]) -> OutputPlan:
+    """getOutputShapes at concrete input shapes, refusing what TensorRT's builder would: BOOL/UINT8
+    outputs, size tensors that are not 0-d INT32, data-dependent dims without a constant bound."""
+    shapes = build.output_shapes([s for _, s in input_specs])
+    for i, dtype in enumerate(output_dtypes):
+        if dtype in ("bool", "uint8"):
+            raise PluginError(f"{build.name}: output {i} has dtype {dtype}; TensorRT does not support BOOL or "
+                              "UINT8 plugin outputs (getOutputDataTypes); use int32")
+    for s in shapes:
+        for d in s:
+            if not isinstance(d, DataDependentDim):
+                continue
+            if output_dtypes[d.size_output] != "int32":
+                raise PluginError(f"{build.name}: size-tensor output {d.size_output} has dtype "
+                                  f"{output_dtypes[d.size_output]}; TensorRT requires int32")
+            if not isinstance(d.upper, int) or not isinstance(d.opt, int):
+                raise PluginError(f"{build.name}: data-dependent dimension {d} (opt {d.opt}) has no constant "
+                                  "opt and upper bound for constant input shapes")
+    symbolic = [s for s in shapes if any(isinstance(d, str) for d in s)]
+    if symbolic:
+        raise PluginError(f"{build.name}: output shapes {symbolic} depend on symbols for constant inputs")
+    return OutputPlan(list(output_dtypes), shapes)
+
+
+def check_formats(build: Plugin, in_dtypes: Sequence[str], out_dtypes: Sequence[str]) -> int:
+    """supportsFormatCombination at every position, then getFormatCombinationLimit, in the
+    builder's order; returns the limit."""
+    all_dtypes = list(in_dtypes) + list(out_dtypes)
+    for pos in range(len(all_dtypes)):
+        if not build.supports(pos, all_dtypes, len(in_dtypes)):
+            raise PluginError(
+                f"{build.name} does not support dtype {all_dtypes[pos]} at position {pos} "
+                f"(inputs then outputs: {all_dtypes}); supported: {build.format_table(len(in_dtypes))}")
+    return build.format_combination_limit()
+
+
+def trim_outputs(outputs, plan: OutputPlan, who: str) -> list[Any]:
+    """Outputs cut to their real shapes: each data-dependent output becomes a view of its first
+    prod(real shape) elements, reshaped (what TensorRT hands on). Reads the size tensors, which
+    waits for the work queued before (host side only)."""
+    if not plan.size_outputs:
+        return list(outputs)
+    sizes = {k: int(_to_numpy(outputs[k]).reshape(())) for k in plan.size_outputs}
+    trimmed = []
+    for out, declared in zip(outputs, plan.declared):
+        if not any(isinstance(d, DataDependentDim) for d in declared):
+            trimmed.append(out)
+            continue
+        real = [sizes[d.size_output] if isinstance(d, DataDependentDim) else d for d in declared]
+        for d, value in zip(declared, real):
+            if isinstance(d, DataDependentDim) and not 0 <= value <= d.upper:
+                raise PluginError(f"{who}: size output {d.size_output} holds {value}, outside "
+                                  f"[0, {d.upper}] (the upper bound it declared)")
+        trimmed.append(out.reshape(-1)[:math.prod(real)].reshape(real))
+    return trimmed
+
+
 class PreparedPlugin:
     """A plugin taken through TensorRT's build phase and into its runtime phase for
     fixed input shapes/dtypes, ready to enqueue repeatedly (tests, benchmarks).
@@ -513,26 +600,13 @@ class PreparedPlugin:
         build = creator.create(attrs, phase="build", layer_name=layer_name)
         self.output_dtypes = build.output_dtypes(in_dtypes)
         build = build.clone()
-        shapes = build.output_shapes([s for _, s in input_specs])
-        self._check_outputs(build, shapes)
-        symbolic = [s for s in shapes if any(isinstance(d, str) for d in s)]
-        if symbolic:
-            raise PluginError(f"{build.name}: output shapes {symbolic} depend on symbols for constant inputs")
-        self.declared_shapes = shapes
-        # Allocation shapes (upper bounds), and what configurePlugin/onShapeChange see of each output.
-        self.output_shapes = [[d.upper if isinstance(d, DataDependentDim) else int(d) for d in s] for s in shapes]
-        self.output_dims = [[-1 if isinstance(d, DataDependentDim) else int(d) for d in s] for s in shapes]
-        out_ranges = [(dtype, ([0 if isinstance(d, DataDependentDim) else d for d in s],
-                               [d.opt if isinstance(d, DataDependentDim) else d for d in s], upper))
-                      for dtype, s, upper in zip(self.output_dtypes, shapes, self.output_shapes)]
+        self._plan = plan = plan_outputs(build, input_specs, self.output_dtypes)
+        self.declared_shapes = plan.declared
+        self.output_shapes = plan.alloc_shapes  # allocated: upper bounds where data-dependent
+        self.output_dims = plan.dims            # configurePlugin/onShapeChange see -1 there
+        out_ranges = plan.ranges
         build = build.clone()
-        all_dtypes = in_dtypes + self.output_dtypes
-        for pos in range(len(all_dtypes)):
-            if not build.supports(pos, all_dtypes, len(in_dtypes)):
-                raise PluginError(
-                    f"{build.name} does not support dtype {all_dtypes[pos]} at position {pos} "
-                    f"(inputs then outputs: {all_dtypes}); supported: {build.format_table(len(in_dtypes))}")
-        self.format_combination_limit = build.format_combination_limit()
+        self.format_combination_limit = check_formats(build, in_dtypes, self.output_dtypes)
         build.configure(input_specs, out_ranges)
         self.build_plugin = build  # the configured copy, which the builder times tactics on
         self.workspace_bytes = build.workspace_size(input_specs, out_ranges)
@@ -549,24 +623,6 @@ class PreparedPlugin:
         self.input_specs = input_specs
         self._workspace = None
 
-    def _check_outputs(self, build: Plugin, shapes) -> None:
-        """What TensorRT's builder would refuse: BOOL/UINT8 outputs, size tensors that are not
-        0-d INT32, data-dependent dims without a constant upper bound."""
-        for i, dtype in enumerate(self.output_dtypes):
-            if dtype in ("bool", "uint8"):
-                raise PluginError(f"{build.name}: output {i} has dtype {dtype}; TensorRT does not support BOOL or "
-                                  "UINT8 plugin outputs (getOutputDataTypes); use int32")
-        for s in shapes:
-            for d in s:
-                if not isinstance(d, DataDependentDim):
-                    continue
-                if self.output_dtypes[d.size_output] != "int32":
-                    raise PluginError(f"{build.name}: size-tensor output {d.size_output} has dtype "
-                                      f"{self.output_dtypes[d.size_output]}; TensorRT requires int32")
-                if not isinstance(d.upper, int) or not isinstance(d.opt, int):
-                    raise PluginError(f"{build.name}: data-dependent dimension {d} (opt {d.opt}) has no constant "
-                                      "opt and upper bound for constant input shapes")
-
     @property
     def trace(self) -> list[str]:
         """The plugin methods called so far: the build-phase plugin's, then the runtime plugin's."""
@@ -575,7 +631,7 @@ class PreparedPlugin:
     @property
     def size_outputs(self) -> list[int]:
         """Indices of the size-tensor outputs (declareSizeTensor)."""
-        return sorted({d.size_output for s in self.declared_shapes for d in s if isinstance(d, DataDependentDim)})
+        return self._plan.size_outputs
 
     def allocate_outputs(self, like):
         return [_empty_like_family(like, s, d) for d, s in zip(self.output_dtypes, self.output_shapes)]
@@ -620,24 +676,8 @@ class PreparedPlugin:
         return dict(timer({tactic: launch(tactic) for tactic in self.tactics}))
 
     def trim(self, outputs) -> list[Any]:
-        """Outputs cut to their real shapes: each data-dependent output becomes a view of its first
-        prod(real shape) elements, reshaped (what TensorRT hands on). Reads the size tensors, which
-        waits for the work queued before (host side only)."""
-        if not self.size_outputs:
-            return list(outputs)
-        sizes = {k: int(_to_numpy(outputs[k]).reshape(())) for k in self.size_outputs}
-        trimmed = []
-        for out, declared, upper in zip(outputs, self.declared_shapes, self.output_shapes):
-            if not any(isinstance(d, DataDependentDim) for d in declared):
-                trimmed.append(out)
-                continue
-            real = [sizes[d.size_output] if isinstance(d, DataDependentDim) else d for d in declared]
-            for d, value in zip(declared, real):
-                if isinstance(d, DataDependentDim) and not 0 <= value <= d.upper:
-                    raise PluginError(f"{self.plugin.name}: size output {d.size_output} holds {value}, outside "
-                                      f"[0, {d.upper}] (the upper bound it declared)")
-            trimmed.append(out.reshape(-1)[:math.prod(real)].reshape(real))
-        return trimmed
+        """Outputs cut to their real shapes (:func:`trim_outputs`)."""
+        return trim_outputs(outputs, self._plan, self.plugin.name)
 
     def __call__(self, *inputs, stream=None):
         outputs = self.allocate_outputs(inputs[0])
