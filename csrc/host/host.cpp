@@ -155,6 +155,19 @@ std::vector<nvinfer1::PluginTensorDesc> toDescs(std::vector<TensorValue> const& 
     return out;
 }
 
+//! The device pointers of tensors, as enqueue takes them.
+template <typename Pointer>
+std::vector<Pointer> addresses(std::vector<TensorValue> const& tensors)
+{
+    std::vector<Pointer> pointers;
+    pointers.reserve(tensors.size());
+    for (auto const& t : tensors)
+    {
+        pointers.push_back(reinterpret_cast<Pointer>(t.address));
+    }
+    return pointers;
+}
+
 template <typename Capability>
 Capability* capability(nvinfer1::IPluginV3* plugin, nvinfer1::PluginCapabilityType type, char const* kind)
 {
@@ -861,16 +874,8 @@ void Plugin::enqueue(std::vector<TensorValue> const& inputs, std::vector<TensorV
     }
     auto const in = toDescs(inputs);
     auto const out = toDescs(outputs);
-    std::vector<void const*> inPtrs;
-    std::vector<void*> outPtrs;
-    for (auto const& t : inputs)
-    {
-        inPtrs.push_back(reinterpret_cast<void const*>(t.address));
-    }
-    for (auto const& t : outputs)
-    {
-        outPtrs.push_back(reinterpret_cast<void*>(t.address));
-    }
+    auto const inPtrs = addresses<void const*>(inputs);
+    auto const outPtrs = addresses<void*>(outputs);
     size_t const mark = logger().size();
     record("enqueue");
     if (runtime().enqueue(in.data(), out.data(), inPtrs.data(), outPtrs.data(), reinterpret_cast<void*>(workspace),
@@ -890,16 +895,8 @@ std::vector<int64_t> Plugin::enqueueCpuTimes(std::vector<TensorValue> const& inp
     }
     auto const in = toDescs(inputs);
     auto const out = toDescs(outputs);
-    std::vector<void const*> inPtrs;
-    std::vector<void*> outPtrs;
-    for (auto const& t : inputs)
-    {
-        inPtrs.push_back(reinterpret_cast<void const*>(t.address));
-    }
-    for (auto const& t : outputs)
-    {
-        outPtrs.push_back(reinterpret_cast<void*>(t.address));
-    }
+    auto const inPtrs = addresses<void const*>(inputs);
+    auto const outPtrs = addresses<void*>(outputs);
     nvinfer1::IPluginV3OneRuntime& rt = runtime();
     std::vector<int64_t> times;
     times.reserve(static_cast<size_t>(std::max(iterations, 0)));
