@@ -323,6 +323,17 @@ def cases_and_dtypes(schema: OpSchema, cases: Sequence[Mapping[str, Any]] | None
             for dtype in (dtypes or schema.dtypes)]
 
 
+def measure_each(plan, measure: Callable[[Mapping[str, Any], str], Any], format_row: Callable[[Any], str],
+                 echo: Callable[[str], None] | None) -> list:
+    """``measure(case, dtype)`` for each pair of ``plan``; ``echo`` gets each row as it is measured."""
+    rows = []
+    for case, dtype in plan:
+        rows.append(measure(case, dtype))
+        if echo:
+            echo(format_row(rows[-1]))
+    return rows
+
+
 def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dtypes: Sequence[str] | None = None,
         cases: Sequence[Mapping[str, Any]] | None = None, baselines: bool = True,
         echo: Callable[[str], None] | None = None, rounds: int = 15, warm: bool = False,
@@ -342,14 +353,9 @@ def run(libraries: PluginLibrary | Sequence[PluginLibrary], schema: OpSchema, dt
         if pdl:
             echo("plugin launches use PDL; 'no PDL' is the plugin without it, 'c+PDL' torch.compile with it")
         echo(header(labels, pdl))
-    rows = []
-    for case, dtype in plan:
-        row = bench_case(libraries, schema, case["inputs"], dtype, case.get("attrs"), copy_gbps, baselines,
-                         rounds, warm, pdl, case.get("values"))
-        rows.append(row)
-        if echo:
-            echo(format_row(row))
-    return rows
+    return measure_each(plan, lambda case, dtype: bench_case(
+        libraries, schema, case["inputs"], dtype, case.get("attrs"), copy_gbps, baselines, rounds, warm, pdl,
+        case.get("values")), format_row, echo)
 
 
 # --------------------------------------------------------------------------- tactics
@@ -421,14 +427,9 @@ def run_tactics(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str] 
     require_cuda()
     if echo:
         echo(f"device: {torch.cuda.get_device_name()}  (us per launch, median of {rounds} rounds)")
-    rows = []
-    for case, dtype in cases_and_dtypes(schema, cases, dtypes):
-        row = tactic_case(library, schema, case["inputs"], dtype, case.get("attrs"), rounds, warm,
-                          case.get("values"))
-        rows.append(row)
-        if echo:
-            echo(format_tactic_row(row))
-    return rows
+    return measure_each(cases_and_dtypes(schema, cases, dtypes), lambda case, dtype: tactic_case(
+        library, schema, case["inputs"], dtype, case.get("attrs"), rounds, warm, case.get("values")),
+        format_tactic_row, echo)
 
 
 # --------------------------------------------------------------------------- overhead
@@ -552,14 +553,9 @@ def run_overhead(library: PluginLibrary, schema: OpSchema, dtypes: Sequence[str]
              "own enqueue (timed in C++, the call TensorRT makes), the Python round trip of PreparedPlugin.enqueue, "
              "and a call of the torch op on CUDA tensors (torch.ops.plugkit.*, no grad)")
         echo(OVERHEAD_HEADER + TORCH_OP_HEADER)
-    rows = []
-    for case, dtype in cases_and_dtypes(schema, cases, dtypes):
-        row = overhead_case(library, schema, case["inputs"], dtype, case.get("attrs"), iterations,
-                            values=case.get("values"))
-        rows.append(row)
-        if echo:
-            echo(format_overhead_row(row))
-    return rows
+    return measure_each(cases_and_dtypes(schema, cases, dtypes), lambda case, dtype: overhead_case(
+        library, schema, case["inputs"], dtype, case.get("attrs"), iterations, values=case.get("values")),
+        format_overhead_row, echo)
 
 
 HEADER = (f"{'shapes':<28} {'dtype':<9} {'plugin us':>10} {'GB/s':>7} {'% copy':>7} "
