@@ -91,17 +91,20 @@ def test_build_checks_shapes_and_plugins_before_tensorrt(model_path, tmp_path):
     assert not (tmp_path / "a.engine").exists()
 
 
-def test_build_without_tensorrt_says_how_to_get_it(model_path, tmp_path, monkeypatch):
-    for module in ("tensorrt", "tensorrt_rtx_bindings", "tensorrt_rtx"):  # as on a machine without them
+@pytest.fixture
+def without_tensorrt(monkeypatch):
+    """As on a machine with neither TensorRT nor TensorRT-RTX: importing them fails."""
+    for module in ("tensorrt", "tensorrt_rtx_bindings", "tensorrt_rtx"):
         monkeypatch.setitem(sys.modules, module, None)
+
+
+def test_build_without_tensorrt_says_how_to_get_it(model_path, tmp_path, without_tensorrt):
     with pytest.raises(engine.TensorRTMissingError, match="pip install 'plugkit\\[trt\\]'.*'plugkit\\[rtx\\]'"):
         engine.build(model_path, tmp_path / "a.engine", shapes=["x:1x8,2x8,4x8"], check_plugins=False)
     assert not (tmp_path / "a.engine").exists()
 
 
-def test_options_of_the_other_backend_are_refused_before_it_is_imported(model_path, tmp_path, monkeypatch):
-    for module in ("tensorrt", "tensorrt_rtx_bindings", "tensorrt_rtx"):  # neither is needed to say so
-        monkeypatch.setitem(sys.modules, module, None)
+def test_options_of_the_other_backend_are_refused_before_it_is_imported(model_path, tmp_path, without_tensorrt):
     with pytest.raises(engine.EngineError, match="--compute-capability .* use it with --backend rtx"):
         engine.build(model_path, tmp_path / "a.engine", backend="tensorrt", compute_capabilities=["8.9"])
     with pytest.raises(engine.EngineError, match="TensorRT-RTX does not build version-compatible engines"):
