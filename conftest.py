@@ -15,26 +15,14 @@ def _cuda_devices() -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def _tensorrt_missing() -> str | None:
-    try:
-        from plugkit.engine import TensorRTMissingError, import_tensorrt
-    except ImportError as exc:
-        return str(exc)
-    try:
-        import_tensorrt()
-    except TensorRTMissingError as exc:
-        return str(exc)
-    return None
-
-
-@functools.lru_cache(maxsize=None)
-def _rtx_missing() -> str | None:
+def _backend_missing(backend: str) -> str | None:
+    """Why engines of ``backend`` (tensorrt, rtx) cannot be built here; None when they can."""
     try:
         from plugkit.engine import TensorRTMissingError, import_backend
     except ImportError as exc:
         return str(exc)
     try:
-        import_backend("rtx")  # first, so that plugkit prepares TensorRT-RTX's libraries
+        import_backend(backend)  # for rtx this also prepares TensorRT-RTX's libraries
     except TensorRTMissingError as exc:
         return str(exc)
     return None
@@ -44,7 +32,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not _cuda_devices():
             item.add_marker(pytest.mark.skip(reason="gpu: no CUDA device visible"))
-        if "tensorrt" in item.keywords and _tensorrt_missing():
-            item.add_marker(pytest.mark.skip(reason=f"tensorrt: {_tensorrt_missing()}"))
-        if "rtx" in item.keywords and _rtx_missing():
-            item.add_marker(pytest.mark.skip(reason=f"rtx: {_rtx_missing()}"))
+        for backend in ("tensorrt", "rtx"):
+            if backend in item.keywords and _backend_missing(backend):
+                item.add_marker(pytest.mark.skip(reason=f"{backend}: {_backend_missing(backend)}"))
