@@ -48,6 +48,6 @@ def test_transformer_block_builds(tmp_path):
 
     _, plugin = transformer_block.build_models()
     path = tmp_path / "decoder.from_torch.onnx"
-    transformer_block.export(plugin, path, plugkit_ops=True)
+    transformer_block.export(plugin, path)
     assert len(plugin_fields(onnx.load(str(path)))) == 5  # two blocks of two norms, and the final one
     build_and_check(path, ["x:1x1x32,2x8x32,4x16x32"], tmp_path)
