@@ -16,6 +16,7 @@ import pytest
 from plugkit import cli, scaffold
 from plugkit.expr import ExprError, translate
 from plugkit.scaffold import ScaffoldError
+from project_copies import cpu_tests_pass, project_with_ops, run
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("CMakeLists.txt", "cmake", "csrc", "plugins", "conftest.py", "pyproject.toml")
@@ -398,23 +399,11 @@ def tensorrt_include_dir():
     return next((str(p) for p in candidates if (p / "NvInferVersion.h").is_file()), None)
 
 
-def run(cmd, cwd, env=None):
-    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, text=True, capture_output=True)
-    assert result.returncode == 0, f"{' '.join(map(str, cmd))}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A copy of the repository with the three ops scaffolded by the CLI and built (one CUDA arch)."""
-    assert shutil.which("cmake") and shutil.which("nvcc"), "building plugin libraries needs cmake and nvcc on PATH"
-    root = tmp_path_factory.mktemp("repo")
-    for name in PROJECT_FILES:
-        (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, root / name)
-    (root / "tests").mkdir()
+    root = project_with_ops(tmp_path_factory.mktemp("repo"), PROJECT_FILES, OPS)
     shutil.copy2(REPO / "tests/test_plugins.py", root / "tests")  # every schema against the library
-    for op, options in OPS.items():
-        run([sys.executable, "-m", "plugkit", "new", op, "--root", root, *options], cwd=root)
     configure = ["cmake", "-S", root, "-B", root / "build", "-DPLUGKIT_CUDA_ARCHITECTURES=75"]
     configure += ["-G", "Ninja"] if shutil.which("ninja") else []
     configure += [f"-DTENSORRT_INCLUDE_DIR={tensorrt_include_dir()}"] if tensorrt_include_dir() else []
@@ -455,12 +444,7 @@ def test_check_passes_with_the_new_ops(built):
 def test_generated_tests_pass_on_cpu(built):
     root, env = built
     tests = [f"tests/test_{scaffold.snake_case(op)}.py" for op in OPS] + ["tests/test_plugins.py"]
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not gpu", *tests],
-                            cwd=root, env=env, text=True, capture_output=True)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    summary = result.stdout.strip().splitlines()[-1]
-    assert "passed" in summary and "failed" not in summary and "error" not in summary
-    assert "skipped" not in summary  # -m "not gpu" deselects the GPU tests; nothing else may skip
+    cpu_tests_pass(root, env, tests)
 
 
 def test_scaffolding_again_without_force_is_refused_and_changes_nothing(built):
@@ -504,6 +488,4 @@ def test_an_installed_package_scaffolds_a_project_that_builds_on_the_installed_s
     listed = run([sys.executable, "-m", "plugkit", "list", project / "build/libplugkit_plugins.so"],
                  cwd=project, env=env).stdout
     assert "Foo" in listed
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not gpu",
-                             "tests/test_foo.py"], cwd=project, env=env, text=True, capture_output=True)
-    assert result.returncode == 0 and "passed" in result.stdout, result.stdout[-4000:] + result.stderr[-2000:]
+    cpu_tests_pass(project, env, ["tests/test_foo.py"])

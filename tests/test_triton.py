@@ -6,8 +6,6 @@ build of a Triton plugin say in one line that triton is missing. With triton (`p
 scaffolded, compiled ahead of time for sm_80 and sm_90 with no GPU, built into the library,
 listed, checked and put through their generated CPU tests."""
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from plugkit import cli, scaffold, triton_aot
 from plugkit.expr import translate
 from plugkit.scaffold import ScaffoldError
 from plugkit.triton_aot import TritonAotError
+from project_copies import cpu_tests_pass, project_with_ops, run
 
 REPO = Path(__file__).resolve().parents[1]
 needs_triton = pytest.mark.skipif(not triton_aot.triton_available(),
@@ -153,28 +152,16 @@ def test_a_kernel_file_without_launch_is_refused(tmp_path):
 
 # ------------------------------------------------------------------ scaffolded, built, checked (with triton)
 
-def run(cmd, cwd, env=None):
-    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, text=True, capture_output=True)
-    assert result.returncode == 0, f"{' '.join(map(str, cmd))}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A copy of the repository without its plugins, the two Triton ops scaffolded by the CLI and
     built by `plugkit build` for sm_80 and sm_90."""
     if not triton_aot.triton_available():
         pytest.skip("triton is not installed (pip install 'plugkit[triton]')")
-    assert shutil.which("cmake") and shutil.which("nvcc"), "building plugin libraries needs cmake and nvcc on PATH"
     root = tmp_path_factory.mktemp("repo")
-    for name in ("CMakeLists.txt", "cmake", "csrc", "conftest.py", "pyproject.toml"):
-        (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, root / name)
-    (root / "plugins").mkdir()
-    (root / "tests").mkdir()
     env = dict(os.environ, PYTHONPATH=str(REPO / "python"), PLUGKIT_LIBRARY=str(root / "build/libplugkit_plugins.so"),
                PLUGKIT_PLUGINS_DIR=str(root / "plugins"))
-    for op, options in OPS.items():
-        run([sys.executable, "-m", "plugkit", "new", op, "--root", root, *options], cwd=root, env=env)
+    project_with_ops(root, ("CMakeLists.txt", "cmake", "csrc", "conftest.py", "pyproject.toml"), OPS, env)
     run([sys.executable, "-m", "plugkit", "build", "--arch", "80;90"], cwd=root, env=env)
     return root, env
 
@@ -224,11 +211,7 @@ def test_check_passes_with_the_triton_ops(built):
 def test_generated_tests_pass_on_cpu(built):
     root, env = built
     tests = [f"tests/test_{scaffold.snake_case(op)}.py" for op in OPS]
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not gpu", *tests],
-                            cwd=root, env=env, text=True, capture_output=True)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    summary = result.stdout.strip().splitlines()[-1]
-    assert "passed" in summary and "failed" not in summary and "error" not in summary and "skipped" not in summary
+    cpu_tests_pass(root, env, tests)
 
 
 @needs_triton
