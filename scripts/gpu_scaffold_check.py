@@ -25,6 +25,7 @@ GPU tests did not run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import re
@@ -113,6 +114,32 @@ def gpu_tests_skipped(results) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def project_copy(prefix: str, files, keep: bool):
+    """A temporary folder holding ``files`` of this repository (and plugins/, tests/), removed
+    afterwards unless ``keep``."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        for name in files:
+            (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, work / name)
+        for folder in ("plugins", "tests"):
+            (work / folder).mkdir(exist_ok=True)
+        yield work
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def verdict(title: str, results) -> int:
+    """Print each test run's summary under ``title``; 1 when one failed or the GPU tests ran none."""
+    print(f"\n==== {title} ====")
+    for label, (code, line) in results.items():
+        print(f"{label:8s}: {line}  (exit {code})")
+    return 1 if any(code != 0 for code, _ in results.values()) or gpu_tests_skipped(results) else 0
+
+
 def load_schema(op_file: Path):
     spec = importlib.util.spec_from_file_location(f"scaffolded_{op_file.parent.name}", op_file)
     module = importlib.util.module_from_spec(spec)
@@ -163,23 +190,22 @@ def bench_table(work: Path, library: Path, rounds: int) -> bool:
     return all_met
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options both GPU check scripts take."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="90", help="PLUGKIT_CUDA_ARCHITECTURES (default: 90)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy and print its path")
     parser.add_argument("--no-tests", action="store_true", help="skip the generated tests")
-    parser.add_argument("--no-bench", action="store_true", help="skip the timing table")
+    parser.add_argument("--no-bench", action="store_true", help="skip the timing tables")
     parser.add_argument("--rounds", type=int, default=10, help="timing rounds per case (default: 10)")
-    args = parser.parse_args()
+    return parser
 
-    work = Path(tempfile.mkdtemp(prefix="plugkit-scaffold-"))
+
+def main() -> int:
+    args = arguments(__doc__).parse_args()
+
     started = time.monotonic()
-    try:
-        for name in PROJECT_FILES:
-            src = REPO / name
-            copy = shutil.copytree if src.is_dir() else shutil.copy2
-            copy(src, work / name)
-        (work / "tests").mkdir()
+    with project_copy("plugkit-scaffold-", PROJECT_FILES, args.keep) as work:
         py = sys.executable
         for op, options in OPS.items():
             run([py, "-m", "plugkit", "new", op, "--root", work, *options], cwd=work)
@@ -211,21 +237,10 @@ def main() -> int:
             met = bench_table(work, library, args.rounds)
             print(f"[{time.monotonic() - started:.0f} s] timed", flush=True)
 
-        print("\n==== plugkit new: generated ops on this GPU ====")
-        for label, (code, line) in results.items():
-            print(f"{label:4s} tests: {line}  (exit {code})")
+        failed = verdict("plugkit new: generated ops on this GPU", results)
         if not args.no_bench:
             print(f"targets: {'all met' if met else 'some MISSED (see the table)'}")
-        if any(code != 0 for code, _ in results.values()):
-            return 1
-        if gpu_tests_skipped(results):
-            return 1
-        return 0 if met else 3
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        return failed or (0 if met else 3)
 
 
 if __name__ == "__main__":

@@ -6,19 +6,32 @@
 #     tests     every `gpu` test                                         -> pytest.txt
 #     sanitize  compute-sanitizer memcheck over every plugin's GPU test cases with torch's caching
 #               allocator off (it hides out-of-bounds accesses), racecheck once  -> sanitizer.txt
-#     bench     `plugkit bench` of every shipped plugin, tactics and enqueue overhead  -> bench.txt
-#     scaffold  freshly scaffolded ops built, tested and timed (scripts/gpu_scaffold_check.py)  -> scaffold.txt
+#     scaffold  freshly scaffolded ops built and their generated tests run; with bench also
+#               timed against the template targets (scripts/gpu_scaffold_check.py)  -> scaffold.txt
 #     triton    Triton plugins built ahead of time, tested, memchecked, timed (scripts/gpu_triton_check.py)  -> triton.txt
-#   BENCH_OPS overrides the plugins benchmarked; SANITIZE_TOOL_TIMEOUT bounds each sanitizer run (s).
+#     bench     `plugkit bench` of every shipped plugin, tactics and enqueue overhead, the Llama
+#               example's table, and RMSNorm against $OLD_LIBRARY (a library built at an earlier
+#               commit, carried in an ignored folder) when that is set  -> bench.txt
+#   The correctness steps (tests, sanitize, scaffold without timing) run side by side: none of them
+#   reads a clock. Timings run afterwards, one at a time.
+#   GPU_DEADLINE (s, default 570) bounds the whole run: each step gets what is left, so a run that
+#   fits one device call leaves its files under $OUT instead of being cut off mid-step.
+#   BENCH_OPS overrides the plugins benchmarked; BENCH_ARGS is added to each `plugkit bench`.
 set -uo pipefail
 out="${OUT:-$PWD/gpu-out}"
 mkdir -p "$out"
-log() { echo "== $*" | tee -a "$out/log"; }
+started=$(date +%s)
+deadline=${GPU_DEADLINE:-570}
+log() { echo "== [$(( $(date +%s) - started )) s] $*" | tee -a "$out/log"; }
+# left N: seconds a step may take: N, or what is left before the deadline (at least 1).
+left() { local rest=$(( deadline - ($(date +%s) - started) )); local want=$1
+  (( rest < want )) && want=$rest; (( want < 1 )) && want=1; echo "$want"; }
 
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 # No network here: the pinned header wheel travels in .whl/.
 export PLUGKIT_TENSORRT_HEADERS_WHEEL="$(ls "$PWD"/.whl/kernel_lens-*.whl)"
+arch="${PLUGKIT_CUDA_ARCHITECTURES:-90}"
 
 log "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee -a "$out/log"
@@ -31,62 +44,84 @@ if ! python3 -m pip install -q --no-build-isolation --no-deps -e . >>"$out/log" 
   export PYTHONPATH="$PWD/python:$PYTHONPATH"
 fi
 log "build"
-python3 -m plugkit build --arch "${PLUGKIT_CUDA_ARCHITECTURES:-90}" 2>&1 | tail -n 12 | tee -a "$out/log"
+python3 -m plugkit build --arch "$arch" 2>&1 | tail -n 12 | tee -a "$out/log"
 
 steps=" ${GPU_STEPS-tests sanitize bench scaffold triton} "
-if [[ $steps == *" tests "* ]]; then
-  log "gpu tests"
-  python3 -m pytest -m gpu -q -p no:cacheprovider "$@" 2>&1 | tee "$out/pytest.txt" | tail -n 40
-fi
+has() { [[ $steps == *" $1 "* ]]; }
 
-if [[ $steps == *" sanitize "* ]]; then
-  log "sanitizer"
+memcheck() { # memcheck NAME PYTEST-ARGS...: one plugin's GPU cases under memcheck
+  local name=$1; shift
+  [[ -e $1 ]] || { echo "--- memcheck $name: $1 missing"; return; }
+  echo "--- memcheck $name: pytest $*"
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout "$(left "${SANITIZE_TOOL_TIMEOUT:-300}")" \
+    compute-sanitizer --tool memcheck --print-limit 20 python3 -m pytest -q -p no:cacheprovider "$@" 2>&1 \
+    | grep -E "ERROR SUMMARY|passed|failed|rror|Invalid|Program hit" | tail -n 25
+}
+
+sanitize() {
   # Each plugin's GPU cases; RMSNorm's 2^31-element and large cases and its kernel-choice profiling
   # and its CUDA-graph chain (capture cannot allocate with the caching allocator off) are left out;
   # they reach no kernel the other cases do not.
-  sets=(
-    "rms_norm::tests/test_rms_norm.py -m gpu -k 'not 2_to_the_31 and not large_fp16 and not launcher_picks and not launches_in_a_row'"
-    "ctc_greedy_decoder::tests/test_ctc_greedy_decoder.py -m gpu"
-    "multi_scale_deformable_attention::tests/test_multi_scale_deformable_attention.py -m gpu"
-    "sdk::tests/test_sdk_tactics.py tests/test_sdk_shapes.py -m gpu"
-    "torch_ops::tests/test_torch_ops_cuda.py -m gpu -k 'not graph and not compile'"
-  )
-  export PYTORCH_NO_CUDA_MEMORY_CACHING=1
-  for entry in "${sets[@]}"; do
-    name=${entry%%::*}
-    eval "args=(${entry#*::})"
-    [[ -e ${args[0]} ]] || { echo "$name: ${args[0]} missing" | tee -a "$out/sanitizer.txt"; continue; }
-    echo "--- memcheck $name: pytest ${entry#*::}" | tee -a "$out/sanitizer.txt"
-    timeout "${SANITIZE_TOOL_TIMEOUT:-240}" compute-sanitizer --tool memcheck --print-limit 20 \
-      python3 -m pytest -q -p no:cacheprovider "${args[@]}" 2>&1 \
-      | grep -E "ERROR SUMMARY|passed|failed|rror|Invalid|Program hit" | tail -n 25 | tee -a "$out/sanitizer.txt"
-  done
-  echo "--- racecheck rms_norm (warp rows and block reductions)" | tee -a "$out/sanitizer.txt"
-  timeout "${SANITIZE_TOOL_TIMEOUT:-240}" compute-sanitizer --tool racecheck --print-limit 20 \
-    python3 -m pytest -q -p no:cacheprovider -x tests/test_rms_norm.py -m gpu -k "scale_in_another_dtype or row_pipeline or reread" 2>&1 \
-    | grep -E "RACECHECK SUMMARY|ERROR SUMMARY|passed|failed|hazard" | tail -n 10 | tee -a "$out/sanitizer.txt"
-  unset PYTORCH_NO_CUDA_MEMORY_CACHING
-fi
+  memcheck rms_norm tests/test_rms_norm.py -m gpu \
+    -k "not 2_to_the_31 and not large_fp16 and not launcher_picks and not launches_in_a_row"
+  memcheck ctc_greedy_decoder tests/test_ctc_greedy_decoder.py -m gpu
+  memcheck multi_scale_deformable_attention tests/test_multi_scale_deformable_attention.py -m gpu
+  memcheck sdk tests/test_sdk_tactics.py tests/test_sdk_shapes.py -m gpu
+  memcheck torch_ops tests/test_torch_ops_cuda.py -m gpu -k "not graph and not compile"
+  echo "--- racecheck rms_norm (warp rows and block reductions)"
+  timeout "$(left "${SANITIZE_TOOL_TIMEOUT:-300}")" compute-sanitizer --tool racecheck --print-limit 20 \
+    python3 -m pytest -q -p no:cacheprovider -x tests/test_rms_norm.py -m gpu \
+    -k "scale_in_another_dtype or row_pipeline or reread" 2>&1 \
+    | grep -E "RACECHECK SUMMARY|ERROR SUMMARY|passed|failed|hazard" | tail -n 10
+}
 
-if [[ $steps == *" bench "* ]]; then
+# ---- correctness, side by side
+if has tests; then
+  log "gpu tests (in the background)"
+  ( timeout "$(left 400)" python3 -m pytest -m gpu -q -p no:cacheprovider -rfE "$@" > "$out/pytest.txt" 2>&1 ) &
+fi
+if has sanitize; then
+  log "sanitizer (in the background)"
+  sanitize > "$out/sanitizer.txt" 2>&1 &
+fi
+if has scaffold && ! has bench; then
+  log "scaffolded ops: built and tested (in the background)"
+  ( timeout "$(left 400)" python3 scripts/gpu_scaffold_check.py --arch "$arch" --no-bench > "$out/scaffold.txt" 2>&1 ) &
+fi
+wait
+has tests && log "gpu tests: $(tail -n 1 "$out/pytest.txt")"
+has sanitize && grep -E "^--- |ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer.txt" | tee -a "$out/log"
+
+# ---- timings, one at a time
+if has bench; then
   log "bench"
-  for op in ${BENCH_OPS:-rms_norm ctc_greedy_decoder multi_scale_deformable_attention}; do
-    python3 -m plugkit bench "$op" ${BENCH_ARGS:-} 2>&1 | tee -a "$out/bench.txt"
-  done
-  for op in ${BENCH_TACTIC_OPS:-multi_scale_deformable_attention}; do
-    python3 -m plugkit bench "$op" --tactics 2>&1 | tee -a "$out/bench.txt"
-  done
-  for op in ${BENCH_OVERHEAD_OPS:-rms_norm ctc_greedy_decoder multi_scale_deformable_attention}; do
-    python3 -m plugkit bench "$op" --overhead --iterations 500 2>&1 | tee -a "$out/bench.txt"
-  done
+  {
+    for op in ${BENCH_OPS:-rms_norm ctc_greedy_decoder multi_scale_deformable_attention}; do
+      timeout "$(left 150)" python3 -m plugkit bench "$op" ${BENCH_ARGS:-}
+    done
+    for op in ${BENCH_TACTIC_OPS:-multi_scale_deformable_attention}; do
+      timeout "$(left 90)" python3 -m plugkit bench "$op" --tactics ${BENCH_ARGS:-}
+    done
+    for op in ${BENCH_OVERHEAD_OPS:-rms_norm ctc_greedy_decoder multi_scale_deformable_attention}; do
+      timeout "$(left 40)" python3 -m plugkit bench "$op" --overhead --iterations 500
+    done
+    timeout "$(left 120)" python3 examples/llama_rmsnorm.py
+    if [[ -n ${OLD_LIBRARY:-} ]]; then
+      timeout "$(left 120)" python3 -m plugkit bench rms_norm --library "$OLD_LIBRARY" \
+        --library build/libplugkit_plugins.so ${BENCH_ARGS:-}
+    fi
+  } 2>&1 | tee -a "$out/bench.txt"
+  if has scaffold; then
+    log "scaffolded ops: built, tested, timed"
+    timeout "$(left 400)" python3 scripts/gpu_scaffold_check.py --arch "$arch" --rounds 5 2>&1 \
+      | tee "$out/scaffold.txt" | tail -n 40
+  fi
 fi
+has scaffold && tail -n 4 "$out/scaffold.txt" | tee -a "$out/log"
 
-if [[ $steps == *" scaffold "* ]]; then
-  log "scaffold"
-  python3 scripts/gpu_scaffold_check.py --arch "${PLUGKIT_CUDA_ARCHITECTURES:-90}" 2>&1 | tee "$out/scaffold.txt" | tail -n 40
-fi
-
-if [[ $steps == *" triton "* ]]; then
+if has triton; then
   log "triton"
-  python3 scripts/gpu_triton_check.py --arch "${PLUGKIT_CUDA_ARCHITECTURES:-90}" --sanitize 2>&1 | tee "$out/triton.txt" | tail -n 40
+  timeout "$(left 300)" python3 scripts/gpu_triton_check.py --arch "$arch" --sanitize --rounds 5 2>&1 \
+    | tee "$out/triton.txt" | tail -n 40
 fi
+log "done"

@@ -18,17 +18,15 @@ gpu_scaffold_check.py); no network. Exits non-zero when anything fails or the GP
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_scaffold_check import (generated_tests, gpu_tests_skipped, load_schema, run,  # noqa: E402
-                                summary, tensorrt_include_dir)
+from gpu_scaffold_check import (arguments, generated_tests, load_schema, project_copy, run, summary,  # noqa: E402
+                                tensorrt_include_dir, verdict)
 
 from plugkit.scaffold import snake_case  # noqa: E402
 
@@ -75,24 +73,14 @@ def bench_table(work: Path, library: Path, rounds: int) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="90", help="PLUGKIT_CUDA_ARCHITECTURES (default: 90)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary copy and print its path")
-    parser.add_argument("--no-tests", action="store_true", help="skip the generated tests")
+    parser = arguments(__doc__)
     parser.add_argument("--sanitize", action="store_true",
                         help="run the Triton ops' GPU tests under compute-sanitizer --tool memcheck")
-    parser.add_argument("--no-bench", action="store_true", help="skip the timing tables")
-    parser.add_argument("--rounds", type=int, default=10, help="timing rounds per case (default: 10)")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="plugkit-triton-"))
     started = time.monotonic()
     py = sys.executable
-    try:
-        for name in PROJECT_FILES:
-            (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, work / name)
-        (work / "plugins").mkdir()
-        (work / "tests").mkdir()
+    with project_copy("plugkit-triton-", PROJECT_FILES, args.keep) as work:
         env = dict(os.environ, PLUGKIT_LIBRARY=str(work / "build/libplugkit_plugins.so"),
                    PLUGKIT_PLUGINS_DIR=str(work / "plugins"), PYTHONPATH=os.pathsep.join(
                        [str(REPO / "python")] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
@@ -132,19 +120,7 @@ def main() -> int:
                 ok = ok and result.returncode == 0
             print(f"[{time.monotonic() - started:.0f} s] timed", flush=True)
 
-        print("\n==== plugkit new --lang triton on this GPU ====")
-        for label, (code, line) in results.items():
-            print(f"{label:8s}: {line}  (exit {code})")
-        if any(code != 0 for code, _ in results.values()) or not ok:
-            return 1
-        if gpu_tests_skipped(results):
-            return 1
-        return 0
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        return verdict("plugkit new --lang triton on this GPU", results) or (0 if ok else 1)
 
 
 if __name__ == "__main__":
