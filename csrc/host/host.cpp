@@ -723,16 +723,22 @@ int32_t Plugin::formatCombinationLimit()
     return limit;
 }
 
+template <typename Desc, typename Call>
+void Plugin::callWithShapes(char const* method, std::vector<Desc> const& in, std::vector<Desc> const& out, Call&& call)
+{
+    size_t const mark = logger().size();
+    record(method);
+    if (call(in.data(), static_cast<int32_t>(in.size()), out.data(), static_cast<int32_t>(out.size())) != 0)
+    {
+        fail(name() + ": " + method + " refused the shapes", mark);
+    }
+}
+
 void Plugin::configure(std::vector<TensorRange> const& inputs, std::vector<TensorRange> const& outputs)
 {
     auto const in = toDynamicDescs(inputs);
     auto const out = toDynamicDescs(outputs);
-    size_t const mark = logger().size();
-    record("configurePlugin");
-    if (build().configurePlugin(in.data(), static_cast<int32_t>(in.size()), out.data(), static_cast<int32_t>(out.size())) != 0)
-    {
-        fail(name() + ": configurePlugin refused the shapes", mark);
-    }
+    callWithShapes("configurePlugin", in, out, [this](auto... args) { return build().configurePlugin(args...); });
 }
 
 size_t Plugin::workspaceSize(std::vector<TensorRange> const& inputs, std::vector<TensorRange> const& outputs)
@@ -856,12 +862,7 @@ void Plugin::onShapeChange(std::vector<TensorValue> const& inputs, std::vector<T
 {
     auto const in = toDescs(inputs);
     auto const out = toDescs(outputs);
-    size_t const mark = logger().size();
-    record("onShapeChange");
-    if (runtime().onShapeChange(in.data(), static_cast<int32_t>(in.size()), out.data(), static_cast<int32_t>(out.size())) != 0)
-    {
-        fail(name() + ": onShapeChange refused the shapes", mark);
-    }
+    callWithShapes("onShapeChange", in, out, [this](auto... args) { return runtime().onShapeChange(args...); });
 }
 
 void Plugin::enqueue(std::vector<TensorValue> const& inputs, std::vector<TensorValue> const& outputs, uintptr_t workspace,
