@@ -793,22 +793,10 @@ std::vector<RawField> Plugin::fieldsToSerialize()
     for (int32_t i = 0; i < fc->nbFields; ++i)
     {
         nvinfer1::PluginField const& f = fc->fields[i];
-        size_t bytes = 0;
-        switch (f.type)
+        size_t const bytes = plugkit::fieldElementSize(f.type);
+        if (bytes == 0) // sub-byte types, and values outside the enum
         {
-        case nvinfer1::PluginFieldType::kFLOAT64:
-        case nvinfer1::PluginFieldType::kINT64: bytes = 8; break;
-        case nvinfer1::PluginFieldType::kFLOAT32:
-        case nvinfer1::PluginFieldType::kINT32: bytes = 4; break;
-        case nvinfer1::PluginFieldType::kFLOAT16:
-        case nvinfer1::PluginFieldType::kBF16:
-        case nvinfer1::PluginFieldType::kINT16: bytes = 2; break;
-        case nvinfer1::PluginFieldType::kINT8:
-        case nvinfer1::PluginFieldType::kCHAR:
-        case nvinfer1::PluginFieldType::kFP8:
-        case nvinfer1::PluginFieldType::kUNKNOWN: bytes = 1; break; // kUNKNOWN: length counts bytes
-        case nvinfer1::PluginFieldType::kDIMS: bytes = sizeof(nvinfer1::Dims); break;
-        default: throw HostError(name() + ": field '" + f.name + "' has a type the host cannot copy");
+            throw HostError(name() + ": field '" + f.name + "' has a type the host cannot copy");
         }
         out.push_back(RawField{f.name ? f.name : "", f.type,
             std::string(static_cast<char const*>(f.data), f.data ? bytes * static_cast<size_t>(f.length) : 0), f.length});
