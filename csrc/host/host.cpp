@@ -723,16 +723,22 @@ int32_t Plugin::formatCombinationLimit()
     return limit;
 }
 
+template <typename Desc, typename Call>
+void Plugin::callWithShapes(char const* method, std::vector<Desc> const& in, std::vector<Desc> const& out, Call&& call)
+{
+    size_t const mark = logger().size();
+    record(method);
+    if (call(in.data(), static_cast<int32_t>(in.size()), out.data(), static_cast<int32_t>(out.size())) != 0)
+    {
+        fail(name() + ": " + method + " refused the shapes", mark);
+    }
+}
+
 void Plugin::configure(std::vector<TensorRange> const& inputs, std::vector<TensorRange> const& outputs)
 {
     auto const in = toDynamicDescs(inputs);
     auto const out = toDynamicDescs(outputs);
-    size_t const mark = logger().size();
-    record("configurePlugin");
-    if (build().configurePlugin(in.data(), static_cast<int32_t>(in.size()), out.data(), static_cast<int32_t>(out.size())) != 0)
-    {
-        fail(name() + ": configurePlugin refused the shapes", mark);
-    }
+    callWithShapes("configurePlugin", in, out, [this](auto... args) { return build().configurePlugin(args...); });
 }
 
 size_t Plugin::workspaceSize(std::vector<TensorRange> const& inputs, std::vector<TensorRange> const& outputs)
@@ -787,22 +793,10 @@ std::vector<RawField> Plugin::fieldsToSerialize()
     for (int32_t i = 0; i < fc->nbFields; ++i)
     {
         nvinfer1::PluginField const& f = fc->fields[i];
-        size_t bytes = 0;
-        switch (f.type)
+        size_t const bytes = plugkit::fieldElementSize(f.type);
+        if (bytes == 0) // sub-byte types, and values outside the enum
         {
-        case nvinfer1::PluginFieldType::kFLOAT64:
-        case nvinfer1::PluginFieldType::kINT64: bytes = 8; break;
-        case nvinfer1::PluginFieldType::kFLOAT32:
-        case nvinfer1::PluginFieldType::kINT32: bytes = 4; break;
-        case nvinfer1::PluginFieldType::kFLOAT16:
-        case nvinfer1::PluginFieldType::kBF16:
-        case nvinfer1::PluginFieldType::kINT16: bytes = 2; break;
-        case nvinfer1::PluginFieldType::kINT8:
-        case nvinfer1::PluginFieldType::kCHAR:
-        case nvinfer1::PluginFieldType::kFP8:
-        case nvinfer1::PluginFieldType::kUNKNOWN: bytes = 1; break; // kUNKNOWN: length counts bytes
-        case nvinfer1::PluginFieldType::kDIMS: bytes = sizeof(nvinfer1::Dims); break;
-        default: throw HostError(name() + ": field '" + f.name + "' has a type the host cannot copy");
+            throw HostError(name() + ": field '" + f.name + "' has a type the host cannot copy");
         }
         out.push_back(RawField{f.name ? f.name : "", f.type,
             std::string(static_cast<char const*>(f.data), f.data ? bytes * static_cast<size_t>(f.length) : 0), f.length});
@@ -856,12 +850,7 @@ void Plugin::onShapeChange(std::vector<TensorValue> const& inputs, std::vector<T
 {
     auto const in = toDescs(inputs);
     auto const out = toDescs(outputs);
-    size_t const mark = logger().size();
-    record("onShapeChange");
-    if (runtime().onShapeChange(in.data(), static_cast<int32_t>(in.size()), out.data(), static_cast<int32_t>(out.size())) != 0)
-    {
-        fail(name() + ": onShapeChange refused the shapes", mark);
-    }
+    callWithShapes("onShapeChange", in, out, [this](auto... args) { return runtime().onShapeChange(args...); });
 }
 
 void Plugin::enqueue(std::vector<TensorValue> const& inputs, std::vector<TensorValue> const& outputs, uintptr_t workspace,

@@ -263,6 +263,10 @@ private:
     nvinfer1::IPluginV3OneBuild& build();
     nvinfer1::IPluginV3OneRuntime& runtime();
     void record(char const* method);
+    //! Records `method` and calls `call(inputs, nbInputs, outputs, nbOutputs)`; a nonzero return fails
+    //! with "<name>: <method> refused the shapes" and the errors the plugin logged meanwhile.
+    template <typename Desc, typename Call>
+    void callWithShapes(char const* method, std::vector<Desc> const& in, std::vector<Desc> const& out, Call&& call);
 
     std::shared_ptr<Library> mLibrary;
     nvinfer1::IPluginV3* mPlugin;

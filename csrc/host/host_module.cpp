@@ -123,29 +123,6 @@ std::vector<FieldTuple> toTuples(std::vector<RawField> const& fields)
     return out;
 }
 
-// Bits one element of a field type takes, as TensorRT's PluginField documents them.
-int64_t fieldElementBits(nvinfer1::PluginFieldType type)
-{
-    switch (type)
-    {
-    case nvinfer1::PluginFieldType::kINT4:
-    case nvinfer1::PluginFieldType::kFP4: return 4;
-    case nvinfer1::PluginFieldType::kINT8:
-    case nvinfer1::PluginFieldType::kFP8:
-    case nvinfer1::PluginFieldType::kCHAR:
-    case nvinfer1::PluginFieldType::kUNKNOWN: return 8;
-    case nvinfer1::PluginFieldType::kFLOAT16:
-    case nvinfer1::PluginFieldType::kBF16:
-    case nvinfer1::PluginFieldType::kINT16: return 16;
-    case nvinfer1::PluginFieldType::kFLOAT32:
-    case nvinfer1::PluginFieldType::kINT32: return 32;
-    case nvinfer1::PluginFieldType::kFLOAT64:
-    case nvinfer1::PluginFieldType::kINT64: return 64;
-    case nvinfer1::PluginFieldType::kDIMS: return 8 * static_cast<int64_t>(sizeof(nvinfer1::Dims));
-    }
-    return 8;
-}
-
 // A plugin reads `length` elements from a field's data: the data must hold them,
 // and a name with an embedded NUL would reach the plugin as its prefix.
 RawField toRawField(FieldTuple const& field)
@@ -162,7 +139,7 @@ RawField toRawField(FieldTuple const& field)
     {
         throw HostError("field '" + name + "': length " + std::to_string(length) + " is negative");
     }
-    int64_t const neededBits = static_cast<int64_t>(length) * fieldElementBits(type);
+    int64_t const neededBits = static_cast<int64_t>(length) * plugkit::fieldElementBits(type);
     if (neededBits > static_cast<int64_t>(data.size()) * 8)
     {
         throw HostError("field '" + name + "': length " + std::to_string(length) + " " + typeName +

@@ -161,13 +161,5 @@ int buildEngine(example::Args const& args)
 
 int main(int argc, char** argv)
 {
-    try
-    {
-        return buildEngine(example::parseArgs(argc, argv));
-    }
-    catch (std::exception const& e)
-    {
-        std::fprintf(stderr, "build_engine: error: %s\n", e.what());
-        return 1;
-    }
+    return example::runMain(argc, argv, "build_engine", buildEngine);
 }

@@ -1,4 +1,4 @@
-// Small helpers the two example programs share: a logger, file I/O, shape parsing.
+// Small helpers the two example programs share: a logger, file I/O, shape and argument parsing, main.
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -163,6 +163,21 @@ inline Args parseArgs(int argc, char** argv)
             args.positional.push_back(arg);
     }
     return args;
+}
+
+//! A program's main: `body` on the parsed arguments; an exception becomes "<tool>: error: <what>" and exit code 1.
+template <typename Body>
+int runMain(int argc, char** argv, char const* tool, Body body)
+{
+    try
+    {
+        return body(parseArgs(argc, argv));
+    }
+    catch (std::exception const& e)
+    {
+        std::fprintf(stderr, "%s: error: %s\n", tool, e.what());
+        return 1;
+    }
 }
 
 } // namespace example

@@ -239,13 +239,5 @@ int runEngine(example::Args const& args)
 
 int main(int argc, char** argv)
 {
-    try
-    {
-        return runEngine(example::parseArgs(argc, argv));
-    }
-    catch (std::exception const& e)
-    {
-        std::fprintf(stderr, "run_engine: error: %s\n", e.what());
-        return 1;
-    }
+    return example::runMain(argc, argv, "run_engine", runEngine);
 }

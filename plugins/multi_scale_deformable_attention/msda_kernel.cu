@@ -157,6 +157,53 @@ struct alignas(sizeof(T) * VEC) Vec
     T v[VEC];
 };
 
+template <int32_t VEC>
+__device__ __forceinline__ void zeroFill(float (&acc)[VEC])
+{
+#pragma unroll
+    for (int32_t e = 0; e < VEC; ++e)
+    {
+        acc[e] = 0.0F;
+    }
+}
+
+//! Adds one sampling point's four weighted corners of the channel vector `c` to `acc`. All four
+//! gathers are in flight before the arithmetic; a corner outside the map reads nothing and counts
+//! as zeros.
+template <typename T, int32_t VEC>
+__device__ __forceinline__ void accumulateCorners(
+    Vec<T, VEC> const* v, Corners const& s, int32_t headVectors, int32_t c, float (&acc)[VEC])
+{
+    using V = Vec<T, VEC>;
+    V corner[4];
+#pragma unroll
+    for (int32_t k = 0; k < 4; ++k)
+    {
+        corner[k] = s.inside[k] ? v[static_cast<int64_t>(s.offset[k]) * headVectors + c] : V{};
+    }
+#pragma unroll
+    for (int32_t k = 0; k < 4; ++k)
+    {
+#pragma unroll
+        for (int32_t e = 0; e < VEC; ++e)
+        {
+            acc[e] += s.weight[k] * toFloat(corner[k].v[e]);
+        }
+    }
+}
+
+template <typename T, int32_t VEC>
+__device__ __forceinline__ Vec<T, VEC> toVec(float const (&acc)[VEC])
+{
+    Vec<T, VEC> result;
+#pragma unroll
+    for (int32_t e = 0; e < VEC; ++e)
+    {
+        result.v[e] = fromFloat<T>(acc[e]);
+    }
+    return result;
+}
+
 template <typename T, int32_t VEC, typename I>
 __global__ void __launch_bounds__(kBlockThreads) pointGroupsKernel(T const* __restrict__ value,
     I const* __restrict__ shapes, I const* __restrict__ starts, T const* __restrict__ locations,
@@ -185,11 +232,7 @@ __global__ void __launch_bounds__(kBlockThreads) pointGroupsKernel(T const* __re
         for (int32_t c = lane; c < vectors; c += groupLanes)
         {
             float acc[VEC];
-#pragma unroll
-            for (int32_t k = 0; k < VEC; ++k)
-            {
-                acc[k] = 0.0F;
-            }
+            zeroFill(acc);
             T const* loc = locations + bqh * nbLevels * points * 2;
             T const* att = weights + bqh * nbLevels * points;
             for (int32_t l = 0; l < nbLevels; ++l)
@@ -204,32 +247,10 @@ __global__ void __launch_bounds__(kBlockThreads) pointGroupsKernel(T const* __re
                     {
                         continue;
                     }
-                    // All four gathers in flight before the arithmetic; a corner outside the map
-                    // reads nothing and counts as zeros.
-                    V corner[4];
-#pragma unroll
-                    for (int32_t k = 0; k < 4; ++k)
-                    {
-                        corner[k] = s.inside[k] ? v[static_cast<int64_t>(s.offset[k]) * headVectors + c] : V{};
-                    }
-#pragma unroll
-                    for (int32_t k = 0; k < 4; ++k)
-                    {
-#pragma unroll
-                        for (int32_t e = 0; e < VEC; ++e)
-                        {
-                            acc[e] += s.weight[k] * toFloat(corner[k].v[e]);
-                        }
-                    }
+                    accumulateCorners(v, s, headVectors, c, acc);
                 }
             }
-            V result;
-#pragma unroll
-            for (int32_t e = 0; e < VEC; ++e)
-            {
-                result.v[e] = fromFloat<T>(acc[e]);
-            }
-            out[c] = result;
+            out[c] = toVec<T>(acc);
         }
     }
 }
@@ -270,11 +291,7 @@ __global__ void __launch_bounds__(kBlockThreads) splitPointsKernel(T const* __re
         int64_t const bqh = first + laneInWarp / groupLanes;
         bool const active = bqh < groups && c < vectors;
         float acc[VEC];
-#pragma unroll
-        for (int32_t e = 0; e < VEC; ++e)
-        {
-            acc[e] = 0.0F;
-        }
+        zeroFill(acc);
         if (active)
         {
             int32_t const h = static_cast<int32_t>(bqh % heads);
@@ -290,21 +307,7 @@ __global__ void __launch_bounds__(kBlockThreads) splitPointsKernel(T const* __re
                 {
                     continue;
                 }
-                V corner[4];
-#pragma unroll
-                for (int32_t k = 0; k < 4; ++k)
-                {
-                    corner[k] = s.inside[k] ? v[static_cast<int64_t>(s.offset[k]) * headVectors + c] : V{};
-                }
-#pragma unroll
-                for (int32_t k = 0; k < 4; ++k)
-                {
-#pragma unroll
-                    for (int32_t e = 0; e < VEC; ++e)
-                    {
-                        acc[e] += s.weight[k] * toFloat(corner[k].v[e]);
-                    }
-                }
+                accumulateCorners(v, s, headVectors, c, acc);
             }
         }
         // Sum the slices: lanes channelLanes, 2*channelLanes apart hold the same channels.
@@ -318,13 +321,7 @@ __global__ void __launch_bounds__(kBlockThreads) splitPointsKernel(T const* __re
         }
         if (active && slice == 0)
         {
-            V result;
-#pragma unroll
-            for (int32_t e = 0; e < VEC; ++e)
-            {
-                result.v[e] = fromFloat<T>(acc[e]);
-            }
-            reinterpret_cast<V*>(output + bqh * channels)[c] = result;
+            reinterpret_cast<V*>(output + bqh * channels)[c] = toVec<T>(acc);
         }
     }
 }

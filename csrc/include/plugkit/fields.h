@@ -290,25 +290,35 @@ Attrs parseFields(nvinfer1::PluginFieldCollection const* fc)
     return attrs;
 }
 
-//! Bytes of one element of a field type; kUNKNOWN counts bytes, kDIMS one Dims; 0 for sub-byte types.
-inline size_t fieldElementSize(nvinfer1::PluginFieldType type) noexcept
+//! Bits of one element of a field type, as TensorRT's PluginField documents them: 4 for kINT4 and
+//! kFP4, 8 for kUNKNOWN (its length counts bytes), one Dims for kDIMS; 0 for a value outside the enum.
+inline int32_t fieldElementBits(nvinfer1::PluginFieldType type) noexcept
 {
     switch (type)
     {
-    case nvinfer1::PluginFieldType::kFLOAT64:
-    case nvinfer1::PluginFieldType::kINT64: return 8;
-    case nvinfer1::PluginFieldType::kFLOAT32:
-    case nvinfer1::PluginFieldType::kINT32: return 4;
+    case nvinfer1::PluginFieldType::kINT4:
+    case nvinfer1::PluginFieldType::kFP4: return 4;
+    case nvinfer1::PluginFieldType::kINT8:
+    case nvinfer1::PluginFieldType::kFP8:
+    case nvinfer1::PluginFieldType::kCHAR:
+    case nvinfer1::PluginFieldType::kUNKNOWN: return 8;
     case nvinfer1::PluginFieldType::kFLOAT16:
     case nvinfer1::PluginFieldType::kBF16:
-    case nvinfer1::PluginFieldType::kINT16: return 2;
-    case nvinfer1::PluginFieldType::kINT8:
-    case nvinfer1::PluginFieldType::kCHAR:
-    case nvinfer1::PluginFieldType::kFP8:
-    case nvinfer1::PluginFieldType::kUNKNOWN: return 1;
-    case nvinfer1::PluginFieldType::kDIMS: return sizeof(nvinfer1::Dims);
+    case nvinfer1::PluginFieldType::kINT16: return 16;
+    case nvinfer1::PluginFieldType::kFLOAT32:
+    case nvinfer1::PluginFieldType::kINT32: return 32;
+    case nvinfer1::PluginFieldType::kFLOAT64:
+    case nvinfer1::PluginFieldType::kINT64: return 64;
+    case nvinfer1::PluginFieldType::kDIMS: return 8 * static_cast<int32_t>(sizeof(nvinfer1::Dims));
     default: return 0;
     }
+}
+
+//! Bytes of one element of a field type; kUNKNOWN counts bytes, kDIMS one Dims; 0 for sub-byte types.
+inline size_t fieldElementSize(nvinfer1::PluginFieldType type) noexcept
+{
+    int32_t const bits = fieldElementBits(type);
+    return bits % 8 == 0 ? static_cast<size_t>(bits / 8) : 0;
 }
 
 //! The fields that recreate `attrs`; they point into `attrs`, which must outlive them.
