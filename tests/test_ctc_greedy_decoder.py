@@ -320,6 +320,26 @@ def test_data_dependent_outputs_come_back_trimmed_from_host_run():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("handle", [False, True])
+def test_host_run_on_a_busy_stream_waits_for_it_before_reading_m(handle):
+    # The size output is read on the host: after the work on the given stream, not only on
+    # torch's current one (a sleep queued first keeps the decode from having finished).
+    torch = testing.require_cuda()
+    from plugkit.host import run
+
+    logits = logits_on_gpu((6, 80, 97), "float16", seed=4)
+    expected = OP.reference(testing.to_numpy(logits))
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        torch.cuda._sleep(200_000_000)  # ~0.1 s of GPU clock
+    labels, _, _, m = run(testing.plugin_library().creator("CTCGreedyDecoder"), [logits],
+                          stream=stream.cuda_stream if handle else stream)
+    assert int(m.item()) == int(expected[3])
+    assert np.array_equal(labels.cpu().numpy(), expected[0])
+
+
+@pytest.mark.gpu
 def test_launches_in_a_row_each_find_their_own_m():
     # M is zeroed by the first kernel of every decode: a long decode followed by a short one on the
     # same plugin and buffers must report the short one's M (not the maximum of both).

@@ -466,6 +466,18 @@ def _stream_handle(stream, like) -> int:
     return int(stream)
 
 
+def _synchronize(stream, like) -> None:
+    """Wait on the host for the work queued on ``stream`` (a torch or cupy stream, or a handle)."""
+    if hasattr(stream, "synchronize"):
+        stream.synchronize()
+    elif _is_torch(like):
+        import torch
+        torch.cuda.ExternalStream(int(stream), device=like.device).synchronize()
+    else:
+        import cupy
+        cupy.cuda.ExternalStream(int(stream)).synchronize()
+
+
 def _empty_like_family(like, shape, dtype: str):
     if _is_torch(like):
         import torch
@@ -682,6 +694,9 @@ class PreparedPlugin:
     def __call__(self, *inputs, stream=None):
         outputs = self.allocate_outputs(inputs[0])
         self.enqueue(inputs, outputs, stream)
+        if stream is not None and self._plan.size_outputs:
+            # trim reads the size outputs on the host, which waits only for the current stream
+            _synchronize(stream, inputs[0])
         return self.trim(outputs)
 
 
