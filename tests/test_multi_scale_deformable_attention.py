@@ -349,7 +349,8 @@ def test_tactics_agree_at_a_bench_shape(dtype):
     testing.require_cuda()
     case = SCHEMA.bench_cases[1]
     inputs = OP.random_inputs(case["inputs"], dtype, 0, "cuda", case["values"])
-    expected = OP.reference(*[testing.to_numpy(t) for t in inputs])
+    # float32 pixel coordinates, as the kernel computes them (1e-4 apart from float64's on a 150-wide level)
+    expected = OP.reference(*[testing.to_numpy(t) for t in inputs], pixel_dtype=np.float32)
     for tactic in TACTICS:
         check(inputs, tactic, dtype, expected)
 
