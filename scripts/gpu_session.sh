@@ -12,8 +12,9 @@
 #     bench     `plugkit bench` of every shipped plugin, tactics and enqueue overhead, the Llama
 #               example's table, and RMSNorm against $OLD_LIBRARY (a library built at an earlier
 #               commit, carried in an ignored folder) when that is set  -> bench.txt
-#   The correctness steps (tests, sanitize, scaffold without timing) run side by side: none of them
-#   reads a clock. Timings run afterwards, one at a time.
+#   The GPU tests run beside the scaffolded ops' build and tests (when they are not timed); the
+#   sanitizer after them; timings afterwards, one at a time. Steps can be split over device calls
+#   on a warm machine (the build is kept): GPU_STEPS="tests sanitize", then "bench scaffold triton".
 #   GPU_DEADLINE (s, default 570) bounds the whole run: each step gets what is left, so a run that
 #   fits one device call leaves its files under $OUT instead of being cut off mid-step.
 #   BENCH_OPS overrides the plugins benchmarked; BENCH_ARGS is added to each `plugkit bench`.
@@ -75,14 +76,11 @@ sanitize() {
     | grep -E "RACECHECK SUMMARY|ERROR SUMMARY|passed|failed|hazard" | tail -n 10
 }
 
-# ---- correctness, side by side
+# ---- correctness: the GPU tests beside the scaffolded ops' build (CPU-bound), then the sanitizer
+# (under memcheck the GPU is slow enough that sharing it would put the tests' timeouts at risk)
 if has tests; then
   log "gpu tests (in the background)"
   ( timeout "$(left 400)" python3 -m pytest -m gpu -q -p no:cacheprovider -rfE "$@" > "$out/pytest.txt" 2>&1 ) &
-fi
-if has sanitize; then
-  log "sanitizer (in the background)"
-  sanitize > "$out/sanitizer.txt" 2>&1 &
 fi
 if has scaffold && ! has bench; then
   log "scaffolded ops: built and tested (in the background)"
@@ -90,7 +88,11 @@ if has scaffold && ! has bench; then
 fi
 wait
 has tests && log "gpu tests: $(tail -n 1 "$out/pytest.txt")"
-has sanitize && grep -E "^--- |ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer.txt" | tee -a "$out/log"
+if has sanitize; then
+  log "sanitizer"
+  sanitize > "$out/sanitizer.txt" 2>&1
+  grep -E "^--- |ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer.txt" | tee -a "$out/log"
+fi
 
 # ---- timings, one at a time
 if has bench; then
