@@ -1,8 +1,10 @@
 """The CPU cost of an enqueue, as `plugkit bench --overhead` measures it: the plugin's own enqueue
 timed in C++ around the call TensorRT makes, and the Python round trip. Times are printed by the
 benchmark, never asserted against a target here."""
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +50,19 @@ def test_bench_overhead_prints_both_times_for_rms_norm():
     row = lines[-1].split()
     assert lines[-1].startswith("1x4096 4096") and row[-1] in ("ok", "over") and row[-5] in ("ok", "over")
     assert float(row[-2]) == pytest.approx(float(row[-4]) - float(row[3]), abs=0.02)  # op minus enqueue
+
+
+def test_device_queries_go_through_the_per_device_caches():
+    """Occupancy, function and device attributes that an enqueue needs come from the SDK's caches
+    (plugkit/launch.h, answered once per device): the SDK's other headers, the shipped plugins and
+    the templates make no such query of their own, which would cost a driver call per enqueue."""
+    repo = Path(__file__).resolve().parents[1]
+    query = re.compile(r"\b(cudaOccupancy\w+|cudaFuncGetAttributes|cudaDeviceGetAttribute|cudaGetDeviceProperties"
+                       r"|cuOccupancy\w+|cuFuncGetAttribute|cuDeviceGetAttribute)\s*\(")
+    sources = [*(repo / "csrc/include/plugkit").glob("*.h"), *(repo / "templates").rglob("*.j2"),
+               *(p for p in (repo / "plugins").rglob("*") if p.suffix in (".h", ".cuh", ".cu", ".cpp"))]
+    assert len(sources) > 20
+    offenders = [f"{path.relative_to(repo)}:{number}: {line.strip()}" for path in sources
+                 if path.name != "launch.h"
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if query.search(line)]
+    assert offenders == []

@@ -112,9 +112,7 @@ template <typename... Params, int VEC, int ITEMS, typename... Args>
 void launchRows(void (*kernel)(Params...), RowConfig<VEC, ITEMS> config, int64_t rows, cudaStream_t stream, Args&&... args)
 {
     dim3 const block(static_cast<unsigned>(config.threads), static_cast<unsigned>(config.rowsPerBlock));
-    int resident = 0;
-    PLUGKIT_CUDA_CHECK(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, config.threads * config.rowsPerBlock, 0));
+    int const resident = residentBlocks(kernel, config.threads * config.rowsPerBlock, 0); // cached per device
     int64_t const most = int64_t{std::max(resident, 1)} * deviceAttribute(cudaDevAttrMultiProcessorCount);
     int64_t const blocks = std::min(ceilDiv(rows, config.rowsPerBlock), most);
     launchKernel(kernel, dim3(static_cast<unsigned>(blocks)), block, 0, stream, std::forward<Args>(args)...);

@@ -11,6 +11,7 @@
 // is unloaded. No libcuda link: the library still loads on a machine without a GPU driver.
 #pragma once
 
+#include "plugkit/launch.h"
 #include "plugkit/status.h"
 
 #include <NvInferRuntime.h>
@@ -82,11 +83,9 @@ public:
         }
         int device = 0;
         PLUGKIT_CUDA_CHECK(cudaGetDevice(&device));
-        int major = 0;
-        int minor = 0;
-        PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-        PLUGKIT_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-        int const index = pick(type, config, aligned, major * 10 + minor);
+        int const capability = deviceAttribute(cudaDevAttrComputeCapabilityMajor) * 10
+            + deviceAttribute(cudaDevAttrComputeCapabilityMinor); // asked once per device
+        int const index = pick(type, config, aligned, capability);
         TritonBinary const& binary = mBinaries[index];
         cudaKernel_t const kernel = load(index, device);
         PLUGKIT_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<void const*>(kernel),
