@@ -3,7 +3,8 @@
 By default a plugin's models come from its op schema (``plugins/<op>/op.py``): one plugin node,
 the schema's first test case that sets attributes (else the first with no empty tensor); the
 first input is a graph input whose leading dimension is dynamic (profile 1 .. 4x the case's
-size), the other inputs the case gives are constants (in their spec's fixed dtype, else the
+size), and so is each input that shares that leading dimension (same rank and size, as b of an
+elementwise a * b); the other inputs the case gives are constants (in their spec's fixed dtype, else the
 model's); outputs as the compiled plugin states them, a data-dependent dimension as a named
 dim_param. An op whose inputs do not fit that (integer tables, optional inputs, several dynamic
 inputs) writes ``plugins/<op>/engine_models.py`` with ``engine_models() -> list[EngineModel]``
@@ -126,15 +127,20 @@ def schema_model(schema: OpSchema, dtype: str) -> EngineModel:
     case = _default_case(schema)
     shapes = [tuple(int(d) for d in s) for s in case["inputs"]]
     rng = np.random.default_rng(0)
-    first = schema.inputs[0]
-    dynamic = ["N", *shapes[0][1:]]
-    constants = [constant(spec.name, shape, spec.dtype or dtype, rng)
-                 for spec, shape in zip(schema.inputs[1:], shapes[1:])]
     lead = shapes[0][0]
-    profile = ["x".join(map(str, (n, *shapes[0][1:]))) for n in (1, lead, 4 * lead)]
-    return plugged_model(f"{schema.name}-{dtype}", schema, dtype, case.get("attrs"),
-                         [(first.name, first.dtype or dtype, dynamic)], constants,
-                         [f"{first.name}:{','.join(profile)}"])
+    # The first input's leading dim is dynamic (N), and so is every input's that shares it (same
+    # rank and leading dim, as b of an elementwise a * b): a constant there would not broadcast.
+    batched = [i == 0 or (len(s) == len(shapes[0]) and s[0] == lead != 1) for i, s in enumerate(shapes)]
+    graph_inputs, constants, profiles = [], [], []
+    for spec, shape, dynamic in zip(schema.inputs, shapes, batched):
+        if not dynamic:
+            constants.append(constant(spec.name, shape, spec.dtype or dtype, rng))
+            continue
+        graph_inputs.append((spec.name, spec.dtype or dtype, ["N", *shape[1:]]))
+        profile = ["x".join(map(str, (n, *shape[1:]))) for n in (1, lead, 4 * lead)]
+        profiles.append(f"{spec.name}:{','.join(profile)}")
+    return plugged_model(f"{schema.name}-{dtype}", schema, dtype, case.get("attrs"), graph_inputs, constants,
+                         profiles)
 
 
 def schema_models(schema: OpSchema) -> list[EngineModel]:
