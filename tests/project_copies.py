@@ -39,3 +39,18 @@ def cpu_tests_pass(root: Path, env, tests) -> str:
     summary = result.stdout.strip().splitlines()[-1]
     assert "passed" in summary and "failed" not in summary and "error" not in summary and "skipped" not in summary
     return summary
+
+
+def rtx_engines_build(root: Path, env, ops) -> str:
+    """TensorRT-RTX's real ONNX parser and builder (no GPU needed) build each of ``ops`` into engines,
+    in every dtype it declares: tests/test_engine_rtx.py's schema models, run in the project copy
+    against its library. Returns pytest's summary."""
+    for name in ("engine_models.py", "test_engine_rtx.py"):
+        shutil.copy2(REPO / "tests" / name, root / "tests" / name)
+    selection = f"every_plugin_builds and ({' or '.join(ops)})"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "rtx", "-k",
+                             selection, "tests/test_engine_rtx.py"], cwd=root, env=env, text=True, capture_output=True)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert "passed" in summary and "failed" not in summary and "skipped" not in summary, summary
+    return summary

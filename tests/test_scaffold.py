@@ -15,8 +15,9 @@ import pytest
 
 from plugkit import cli, scaffold
 from plugkit.expr import ExprError, translate
+from plugkit.ops import load_schemas
 from plugkit.scaffold import ScaffoldError
-from project_copies import cpu_tests_pass, project_with_ops, run
+from project_copies import cpu_tests_pass, project_with_ops, rtx_engines_build, run
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("CMakeLists.txt", "cmake", "csrc", "plugins", "conftest.py", "pyproject.toml")
@@ -432,6 +433,16 @@ def test_list_shows_the_new_ops_with_their_fields(built):
     assert "mode:CHAR[]" in out and "ids:INT64[]" in out and "ws:FLOAT32[]" in out
     assert rows["RowSoftmax"][1:3] == ["2", "acme"]
     assert rows["SplitCopy"][1:3] == ["1", "plugkit"]
+
+
+@pytest.mark.rtx
+def test_the_new_ops_build_into_tensorrt_rtx_engines(built):
+    """The generated plugins through a real TensorRT builder: SplitCopy's size output and
+    data-dependent dims, GatedScale's broadcasting shape check in configurePlugin."""
+    root, env = built
+    schemas = load_schemas(root / "plugins")
+    summary = rtx_engines_build(root, env, OPS)
+    assert summary.startswith(f"{sum(len(schemas[op].dtypes) for op in OPS)} passed"), summary  # each op, each dtype
 
 
 def test_check_passes_with_the_new_ops(built):

@@ -13,9 +13,10 @@ import pytest
 
 from plugkit import cli, scaffold, triton_aot
 from plugkit.expr import translate
+from plugkit.ops import load_schemas
 from plugkit.scaffold import ScaffoldError
 from plugkit.triton_aot import TritonAotError
-from project_copies import cpu_tests_pass, project_with_ops, run
+from project_copies import cpu_tests_pass, project_with_ops, rtx_engines_build, run
 
 REPO = Path(__file__).resolve().parents[1]
 needs_triton = pytest.mark.skipif(not triton_aot.triton_available(),
@@ -197,6 +198,17 @@ def test_list_shows_the_triton_ops_with_their_fields_and_tactics(built):
     tactics = PluginLibrary(env["PLUGKIT_LIBRARY"]).creator("TritonRowSoftmax").create({}).tactics()
     assert [(t.value, t.name) for t in tactics][:2] == [
         (1, "BLOCK=1024,num_warps=4,num_stages=3"), (2, "BLOCK=4096,num_warps=8,num_stages=3")]
+
+
+@needs_triton
+@pytest.mark.rtx
+def test_the_triton_ops_build_into_tensorrt_rtx_engines(built):
+    """The Triton plugins through a real TensorRT builder: their configs offered as tactics, the
+    embedded cubins in the library it loads."""
+    root, env = built
+    schemas = load_schemas(root / "plugins")
+    summary = rtx_engines_build(root, env, OPS)
+    assert summary.startswith(f"{sum(len(schemas[op].dtypes) for op in OPS)} passed"), summary  # each op, each dtype
 
 
 @needs_triton
