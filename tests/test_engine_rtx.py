@@ -287,3 +287,50 @@ def test_run_on_an_unsupported_gpu_says_so(tmp_path):
     assert run.returncode == 2
     assert "TensorRT-RTX does not support this GPU" in run.stderr and f"compute capability {capability}" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def _opt_specs(case) -> list[tuple[str, list[int]]]:
+    """(dtype, shape) of each input of the model's plugin node: graph inputs at the profile's OPT
+    shape, constants at theirs."""
+    opt = {spec.split(":")[0]: [int(d) for d in spec.split(":")[1].split(",")[1].split("x")] for spec in case.shapes}
+    tensors = {i.name: (_dtype(i), opt[i.name]) for i in case.model.graph.input}
+    tensors.update({c.name: (onnx.helper.tensor_dtype_to_np_dtype(c.data_type).name, list(c.dims))
+                    for c in case.model.graph.initializer})
+    node = next(n for n in case.model.graph.node if n.domain == "plugkit")
+    return [tensors[name] for name in node.input]
+
+
+@pytest.mark.parametrize("model_id", ["CTCGreedyDecoder-float32-lengths", "MultiScaleDeformableAttention-float32"])
+def test_builder_calls_for_size_outputs_and_tactics_are_the_hosts(model_id, call_recorder, tmp_path):
+    """The recorded builder calls for a plugin with a size output and data-dependent dims (the CTC
+    decoder) and for one with tactics (deformable attention), against the host's build phase: the
+    builder asks everything the host asks (the host adds getTimingCacheID for a plugin with
+    tactics, as TensorRT does for its timing cache), in the same order up to configurePlugin, and
+    serializes a plugin that was configured after it was asked for its shapes and formats."""
+    from plugkit.host import PreparedPlugin
+
+    case = require(next(m for m in MODELS if m.id == model_id))
+    onnx.save(case.model, tmp_path / "m.onnx")
+    log = tmp_path / "calls.log"
+    result = plugkit_cli("engine", tmp_path / "m.onnx", "--plugins", call_recorder, "--backend", "rtx",
+                         *[a for s in case.shapes for a in ("--shapes", s)], "--compute-capability", "8.9",
+                         "-o", tmp_path / "m.engine", "--no-check",
+                         env={"PLUGKIT_CALL_LOG": str(log), "PLUGKIT_RECORDED_LIBRARY": str(testing.built_library())})
+    assert result.returncode == 0, result.stderr
+    calls = [line.split(maxsplit=2) for line in log.read_text().splitlines()]  # id, method, details
+    builder = [method for _, method, *_ in calls if method != "destroy"]
+    prepared = PreparedPlugin(testing.plugin_library().creator(case.op.name), next(iter(case.fields.values())),
+                              _opt_specs(case))
+    host = [c.replace("(kBUILD)", "") for c in prepared.trace[:prepared.trace.index("createPlugin(kRUNTIME)")]]
+
+    assert set(host) - {"getTimingCacheID"} <= set(builder)
+    has_tactics = bool(prepared.tactics)
+    assert ("getValidTactics" in host) == has_tactics and has_tactics <= ("getValidTactics" in builder)
+
+    def before_configure(trace):  # each method once, in the order first called, up to configurePlugin
+        order = list(dict.fromkeys(trace))
+        return order[:order.index("configurePlugin")]
+    assert [m for m in before_configure(builder) if m in host] == before_configure(host)
+    # The plugin serialized is one that was configured (for the decoder: the clone attachToContext made).
+    serialized = {plugin for plugin, method, *_ in calls if method == "getFieldsToSerialize"}
+    assert serialized and serialized <= {plugin for plugin, method, *_ in calls if method == "configurePlugin"}
