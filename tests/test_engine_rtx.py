@@ -334,3 +334,33 @@ def test_builder_calls_for_size_outputs_and_tactics_are_the_hosts(model_id, call
     # The plugin serialized is one that was configured (for the decoder: the clone attachToContext made).
     serialized = {plugin for plugin, method, *_ in calls if method == "getFieldsToSerialize"}
     assert serialized and serialized <= {plugin for plugin, method, *_ in calls if method == "configurePlugin"}
+
+
+@pytest.mark.parametrize("mistake, builds", [("none", True), ("size_not_0d", False), ("zero_tactic", False)])
+def test_the_builder_refuses_the_size_tensor_and_tactic_mistakes_the_host_refuses(mistake, builds, tmp_path):
+    """tests/cmake/sdk_plugins' SizeTensorMisuse through the real builder: a size output that is
+    not 0-d, and a tactic 0 (TensorRT's default), fail the build as they fail in the host
+    (tests/test_sdk_shapes.py, test_sdk_tactics.py)."""
+    from sdk_test_library import BUILD, library
+
+    library()
+    node = onnx.helper.make_node("SizeTensorMisuse", ["x"], ["y", "k"], name="/misuse", domain="plugkit",
+                                 plugin_version="1", plugin_namespace="sdktest", mistake=mistake)
+    graph = onnx.helper.make_graph(
+        [node], "misuse", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N"])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["K"]),
+         onnx.helper.make_tensor_value_info("k", onnx.TensorProto.INT32, [])])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
+                                                           onnx.helper.make_opsetid("plugkit", 1)]),
+              tmp_path / "m.onnx")
+
+    def build():
+        return engine.build(tmp_path / "m.onnx", tmp_path / "m.engine", plugins=[BUILD / "libsdk_test_plugins.so"],
+                            shapes=["x:1,6,12"], backend="rtx", compute_capabilities=TARGETS, progress=False,
+                            log=lambda message: None, check_plugins=False)
+    if builds:
+        assert build().path.stat().st_size > 0
+    else:
+        with pytest.raises(engine.EngineError, match="could not build an engine"):
+            build()
+        assert not (tmp_path / "m.engine").exists()
