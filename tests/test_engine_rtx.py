@@ -336,28 +336,50 @@ def test_builder_calls_for_size_outputs_and_tactics_are_the_hosts(model_id, call
     assert serialized and serialized <= {plugin for plugin, method, *_ in calls if method == "configurePlugin"}
 
 
+def _sdk_test_engine(tmp_path, op, inputs, outputs, shapes, **fields):
+    """An engine of one node of tests/cmake/sdk_plugins' ``op``; inputs and outputs are (name,
+    ONNX dtype, dims)."""
+    from sdk_test_library import BUILD, library
+
+    library()
+    node = onnx.helper.make_node(op, [n for n, *_ in inputs], [n for n, *_ in outputs], name=f"/{op}",
+                                 domain="plugkit", plugin_version="1", plugin_namespace="sdktest", **fields)
+    graph = onnx.helper.make_graph([node], op, [onnx.helper.make_tensor_value_info(*i) for i in inputs],
+                                   [onnx.helper.make_tensor_value_info(*o) for o in outputs])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
+                                                           onnx.helper.make_opsetid("plugkit", 1)]),
+              tmp_path / "m.onnx")
+    return engine.build(tmp_path / "m.onnx", tmp_path / "m.engine", plugins=[BUILD / "libsdk_test_plugins.so"],
+                        shapes=shapes, backend="rtx", compute_capabilities=TARGETS, progress=False,
+                        log=lambda message: None, check_plugins=False)
+
+
+@pytest.mark.parametrize("int64_indices", [0, 1])
+def test_sdk_plugins_with_integer_outputs_a_size_output_and_tactics_build(int64_indices, tmp_path):
+    """tests/cmake/sdk_plugins through the real builder: NonZeroProbe (indices [2, K] int32 or
+    int64, an int32 mask, the size output K) and TacticScale (two tactics, an int32 output)."""
+    f, i32, i64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT32, onnx.TensorProto.INT64
+    result = _sdk_test_engine(tmp_path, "NonZeroProbe", [("x", f, ["R", 8])],
+                              [("indices", i64 if int64_indices else i32, [2, "K"]), ("mask", i32, ["R", 8]),
+                               ("k", i32, [])], ["x:1x8,4x8,16x8"], int64_indices=int64_indices)
+    assert [(o.name, o.dtype, o.shape) for o in result.metadata.outputs] == [
+        ("indices", "int64" if int64_indices else "int32", (2, -1)), ("mask", "int32", (-1, 8)), ("k", "int32", ())]
+    (tmp_path / "scale").mkdir()
+    scale = _sdk_test_engine(tmp_path / "scale", "TacticScale", [("x", f, ["N"])],
+                             [("y", f, ["N"]), ("count", i32, [1])], ["x:1,64,1024"], factor=3.0)
+    assert [(o.name, o.dtype) for o in scale.metadata.outputs] == [("y", "float32"), ("count", "int32")]
+
+
 @pytest.mark.parametrize("mistake, builds", [("none", True), ("size_not_0d", False), ("zero_tactic", False)])
 def test_the_builder_refuses_the_size_tensor_and_tactic_mistakes_the_host_refuses(mistake, builds, tmp_path):
     """tests/cmake/sdk_plugins' SizeTensorMisuse through the real builder: a size output that is
     not 0-d, and a tactic 0 (TensorRT's default), fail the build as they fail in the host
     (tests/test_sdk_shapes.py, test_sdk_tactics.py)."""
-    from sdk_test_library import BUILD, library
-
-    library()
-    node = onnx.helper.make_node("SizeTensorMisuse", ["x"], ["y", "k"], name="/misuse", domain="plugkit",
-                                 plugin_version="1", plugin_namespace="sdktest", mistake=mistake)
-    graph = onnx.helper.make_graph(
-        [node], "misuse", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N"])],
-        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["K"]),
-         onnx.helper.make_tensor_value_info("k", onnx.TensorProto.INT32, [])])
-    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
-                                                           onnx.helper.make_opsetid("plugkit", 1)]),
-              tmp_path / "m.onnx")
+    f = onnx.TensorProto.FLOAT
 
     def build():
-        return engine.build(tmp_path / "m.onnx", tmp_path / "m.engine", plugins=[BUILD / "libsdk_test_plugins.so"],
-                            shapes=["x:1,6,12"], backend="rtx", compute_capabilities=TARGETS, progress=False,
-                            log=lambda message: None, check_plugins=False)
+        return _sdk_test_engine(tmp_path, "SizeTensorMisuse", [("x", f, ["N"])],
+                                [("y", f, ["K"]), ("k", onnx.TensorProto.INT32, [])], ["x:1,6,12"], mistake=mistake)
     if builds:
         assert build().path.stat().st_size > 0
     else:
