@@ -180,6 +180,21 @@ def test_each_kernel_is_compiled_for_sm80_and_sm90_per_dtype_config_and_alignmen
 
 
 @needs_triton
+def test_an_input_the_kernel_cannot_read_as_a_suffix_is_refused(built):
+    """The Triton elementwise kernel reads b[i % numel(b)]: b must be x's last dims (after leading
+    1s), and not of a higher rank (numpy would then make the output bigger than x)."""
+    from plugkit.host import PluginError, PluginLibrary
+
+    _, env = built
+    plugin = PluginLibrary(env["PLUGKIT_LIBRARY"]).creator("TritonGatedAdd").create({})
+    for b in ([7], [1, 7], [3, 7], [1]):
+        plugin.configure([("float32", [3, 7]), ("float32", b)], [("float32", [3, 7])])
+    for b in ([1, 1, 7], [3, 1], [2, 3, 7]):
+        with pytest.raises(PluginError, match="does not broadcast to x"):
+            plugin.configure([("float32", [3, 7]), ("float32", b)], [("float32", [3, 7])])
+
+
+@needs_triton
 def test_the_library_needs_no_cuda_driver_to_load(built):
     root, env = built
     needed = run(["readelf", "-d", env["PLUGKIT_LIBRARY"]], cwd=root).stdout

@@ -209,6 +209,10 @@ inline bool aligned(void const* p) noexcept
 //! reads element i % volume(input) of it, which is all a simple Triton kernel needs to know.
 inline bool broadcastsAsSuffix(nvinfer1::Dims const& input, nvinfer1::Dims const& full) noexcept
 {
+    if (input.nbDims > full.nbDims)
+    {
+        return false; // numpy would broadcast `full` up to the input's rank: a bigger output
+    }
     int32_t first = 0;
     while (first < input.nbDims && input.d[first] == 1)
     {
