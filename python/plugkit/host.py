@@ -22,7 +22,8 @@ import numpy as np
 
 from .errors import PlugkitError, PluginError, PluginLibraryError
 from .plugin_libraries import check_library_file
-from .tensors import dtype_name as _dtype_name, to_numpy
+from .tensors import (cuda_tensor_value, dtype_name as _dtype_name, empty_like, is_torch, stream_handle,
+                      synchronize_stream, tensor_meta, to_numpy)
 
 try:
     from . import _host
@@ -384,12 +385,11 @@ class Plugin:
     def _enqueue_args(inputs, outputs, workspace, stream, output_dims):
         if not inputs and not outputs:
             raise PluginError("enqueue needs the plugin's input and output CUDA tensors; got none")
-        ins = [_tensor_value(t) for t in inputs]
-        outs = [_tensor_value(t) for t in outputs]
+        ins = [cuda_tensor_value(t) for t in inputs]
+        outs = [cuda_tensor_value(t) for t in outputs]
         if output_dims is not None:
             outs = [(d, f, list(map(int, dims)), a) for (d, f, _, a), dims in zip(outs, output_dims, strict=True)]
-        stream_handle = _stream_handle(stream, (list(inputs) + list(outputs))[0])
-        return ins, outs, int(workspace), stream_handle
+        return ins, outs, int(workspace), stream_handle(stream, (list(inputs) + list(outputs))[0])
 
 
 def _dimension(d, symbolic: bool, unknown: bool = False):
@@ -426,73 +426,6 @@ def _ranges(pairs):
 def _values(pairs, unknown: bool = False):
     return [(_dtype_name(dtype), "LINEAR", [_dimension(d, symbolic=False, unknown=unknown) for d in shape], 0)
             for dtype, shape in pairs]
-
-
-# --------------------------------------------------------------------------- tensors
-
-def _is_torch(t) -> bool:
-    return type(t).__module__.startswith("torch")
-
-
-def _tensor_value(t):
-    """(dtype, format, dims, address) of a CUDA tensor: torch through its attributes
-    (bf16 has no __cuda_array_interface__), anything else through that interface."""
-    if _is_torch(t):
-        if not t.is_cuda:
-            raise PluginError("enqueue needs CUDA tensors; got a tensor on " + str(t.device))
-        if not t.is_contiguous():
-            raise PluginError("enqueue needs contiguous tensors (TensorRT's LINEAR format); call .contiguous()")
-        return (_dtype_name(t.dtype), "LINEAR", list(t.shape), t.data_ptr())
-    cai = getattr(t, "__cuda_array_interface__", None)
-    if cai is None:
-        raise PluginError(f"enqueue needs torch or cupy CUDA tensors; got {type(t).__name__}")
-    if cai.get("strides") is not None:
-        expected = np.empty(cai["shape"], dtype=np.dtype(cai["typestr"])).strides
-        if tuple(cai["strides"]) != tuple(expected):
-            raise PluginError("enqueue needs contiguous tensors (TensorRT's LINEAR format)")
-    return (np.dtype(cai["typestr"]).name, "LINEAR", list(cai["shape"]), int(cai["data"][0]))
-
-
-def _stream_handle(stream, like) -> int:
-    if stream is None:
-        if _is_torch(like):
-            import torch
-            return torch.cuda.current_stream(like.device).cuda_stream
-        import cupy
-        return cupy.cuda.get_current_stream().ptr
-    for attr in ("cuda_stream", "ptr"):
-        if hasattr(stream, attr):
-            return int(getattr(stream, attr))
-    return int(stream)
-
-
-def _synchronize(stream, like) -> None:
-    """Wait on the host for the work queued on ``stream`` (a torch or cupy stream, or a handle)."""
-    if hasattr(stream, "synchronize"):
-        stream.synchronize()
-    elif _is_torch(like):
-        import torch
-        torch.cuda.ExternalStream(int(stream), device=like.device).synchronize()
-    else:
-        import cupy
-        cupy.cuda.ExternalStream(int(stream)).synchronize()
-
-
-def _empty_like_family(like, shape, dtype: str):
-    if _is_torch(like):
-        import torch
-        return torch.empty(tuple(shape), dtype=getattr(torch, dtype), device=like.device)
-    import cupy
-    return cupy.empty(tuple(shape), dtype=dtype)
-
-
-def _tensor_meta(t) -> tuple[str, list[int]]:
-    if _is_torch(t):
-        return _dtype_name(t.dtype), list(t.shape)
-    if hasattr(t, "__cuda_array_interface__"):
-        cai = t.__cuda_array_interface__
-        return np.dtype(cai["typestr"]).name, list(cai["shape"])
-    return np.asarray(t).dtype.name, list(np.shape(t))
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -569,7 +502,7 @@ def trim_outputs(outputs, plan: OutputPlan, who: str) -> list[Any]:
     waits for the work queued before (host side only)."""
     if not plan.size_outputs:
         return list(outputs)
-    sizes = {k: int(_to_numpy(outputs[k]).reshape(())) for k in plan.size_outputs}
+    sizes = {k: int(to_numpy(outputs[k]).reshape(())) for k in plan.size_outputs}
     trimmed = []
     for out, declared in zip(outputs, plan.declared):
         if not any(isinstance(d, DataDependentDim) for d in declared):
@@ -646,14 +579,14 @@ class PreparedPlugin:
         return self._plan.size_outputs
 
     def allocate_outputs(self, like):
-        return [_empty_like_family(like, s, d) for d, s in zip(self.output_dtypes, self.output_shapes)]
+        return [empty_like(like, s, d) for d, s in zip(self.output_dtypes, self.output_shapes)]
 
     def _workspace_address(self, like) -> int:
         if not self.workspace_bytes:
             return 0
         if self._workspace is None:
-            self._workspace = _empty_like_family(like, [self.workspace_bytes], "uint8")
-        return _tensor_value(self._workspace)[3]
+            self._workspace = empty_like(like, [self.workspace_bytes], "uint8")
+        return cuda_tensor_value(self._workspace)[3]
 
     def enqueue(self, inputs, outputs, stream=None) -> None:
         self.plugin.enqueue(inputs, outputs, self._workspace_address(inputs[0]), stream, self.output_dims)
@@ -696,14 +629,8 @@ class PreparedPlugin:
         self.enqueue(inputs, outputs, stream)
         if stream is not None and self._plan.size_outputs:
             # trim reads the size outputs on the host, which waits only for the current stream
-            _synchronize(stream, inputs[0])
+            synchronize_stream(stream, inputs[0])
         return self.trim(outputs)
-
-
-def _to_numpy(t) -> np.ndarray:
-    if not _is_torch(t) and hasattr(t, "__cuda_array_interface__"):  # cupy: to_numpy takes torch or host arrays
-        return t.get()
-    return to_numpy(t)
 
 
 def run(creator: Creator, inputs: Sequence[Any], attrs: Mapping[str, Any] | None = None,
@@ -712,10 +639,10 @@ def run(creator: Creator, inputs: Sequence[Any], attrs: Mapping[str, Any] | None
     data-dependent ones trimmed to their real size. ``tactic`` picks a kernel variant
     (default: the plugin's first)."""
     for t in inputs:
-        if not _is_torch(t) and not hasattr(t, "__cuda_array_interface__"):
+        if not is_torch(t) and not hasattr(t, "__cuda_array_interface__"):
             raise PluginError(f"run needs torch or cupy CUDA tensors; got {type(t).__module__}."
                               f"{type(t).__name__} (move it to the GPU, e.g. torch.from_numpy(a).cuda())")
-    specs = [_tensor_meta(t) for t in inputs]
+    specs = [tensor_meta(t) for t in inputs]
     return PreparedPlugin(creator, attrs, specs, tactic=tactic)(*inputs, stream=stream)
 
 

@@ -1,6 +1,7 @@
-"""Tensor helpers every layer shares: dtype names, torch/numpy conversion,
-random inputs and "is there a CUDA device" — one home, so the host, the
-engine, the benchmarks, the torch ops and the test harness agree.
+"""Tensor helpers every layer shares: dtype names, torch/numpy conversion, random
+inputs, "is there a CUDA device", and the CUDA tensors and streams the host binds
+(torch or cupy) — one home, so the host, the engine, the benchmarks, the torch ops
+and the test harness agree.
 
 numpy and torch are imported by the functions that need them (torch only
 where a torch tensor is asked for), never when this module is imported.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .errors import PlugkitError
+from .errors import PlugkitError, PluginError
 
 # TensorRT DataType member names -> numpy/torch dtype names.
 TENSORRT_DTYPES = {
@@ -34,12 +35,12 @@ def dtype_name(dtype) -> str:
     return _ALIASES.get(text, text)
 
 
-def _is_torch(value) -> bool:
+def is_torch(value) -> bool:
     return type(value).__module__.startswith("torch")
 
 
 def to_numpy(value, widen: str | None = None):
-    """A torch tensor (any device) or array-like as a numpy array.
+    """A torch tensor (any device), a cupy array or an array-like as a numpy array.
 
     ``widen``: None keeps the dtype (bfloat16, which numpy lacks, becomes
     float32); "float32" also makes float16 float32 (what numpy references
@@ -47,7 +48,7 @@ def to_numpy(value, widen: str | None = None):
     and bools stay exact."""
     import numpy as np
 
-    if _is_torch(value):
+    if is_torch(value):
         tensor = value.detach().cpu()
         if tensor.is_floating_point():
             if widen == "float64":
@@ -55,6 +56,8 @@ def to_numpy(value, widen: str | None = None):
             elif dtype_name(tensor.dtype) == "bfloat16" or (widen == "float32" and tensor.element_size() < 4):
                 tensor = tensor.float()
         return tensor.numpy()
+    if hasattr(value, "__cuda_array_interface__") and hasattr(value, "get"):  # cupy: copied to the host
+        value = value.get()
     array = np.asarray(value)
     if widen and array.dtype.kind == "f" and array.dtype.itemsize < np.dtype(widen).itemsize:
         array = array.astype(widen)
@@ -115,3 +118,74 @@ def require_cuda(what: str, error: type[Exception] = PlugkitError):
     if not torch.cuda.is_available():
         raise error(f"{what} need a CUDA device; torch sees none (torch.cuda.is_available() is False)")
     return torch
+
+
+# --------------------------------------------------------------------------- CUDA tensors, as the host binds them
+
+def cuda_tensor_value(t):
+    """(dtype, format, dims, address) of a CUDA tensor: torch through its attributes
+    (bf16 has no __cuda_array_interface__), anything else through that interface."""
+    import numpy as np
+
+    if is_torch(t):
+        if not t.is_cuda:
+            raise PluginError("enqueue needs CUDA tensors; got a tensor on " + str(t.device))
+        if not t.is_contiguous():
+            raise PluginError("enqueue needs contiguous tensors (TensorRT's LINEAR format); call .contiguous()")
+        return (dtype_name(t.dtype), "LINEAR", list(t.shape), t.data_ptr())
+    cai = getattr(t, "__cuda_array_interface__", None)
+    if cai is None:
+        raise PluginError(f"enqueue needs torch or cupy CUDA tensors; got {type(t).__name__}")
+    if cai.get("strides") is not None:
+        expected = np.empty(cai["shape"], dtype=np.dtype(cai["typestr"])).strides
+        if tuple(cai["strides"]) != tuple(expected):
+            raise PluginError("enqueue needs contiguous tensors (TensorRT's LINEAR format)")
+    return (np.dtype(cai["typestr"]).name, "LINEAR", list(cai["shape"]), int(cai["data"][0]))
+
+
+def stream_handle(stream, like) -> int:
+    """The CUDA stream handle of ``stream`` (a torch or cupy stream, or a handle); None: the current
+    stream of ``like``'s family."""
+    if stream is None:
+        if is_torch(like):
+            import torch
+            return torch.cuda.current_stream(like.device).cuda_stream
+        import cupy
+        return cupy.cuda.get_current_stream().ptr
+    for attr in ("cuda_stream", "ptr"):
+        if hasattr(stream, attr):
+            return int(getattr(stream, attr))
+    return int(stream)
+
+
+def synchronize_stream(stream, like) -> None:
+    """Wait on the host for the work queued on ``stream`` (a torch or cupy stream, or a handle)."""
+    if hasattr(stream, "synchronize"):
+        stream.synchronize()
+    elif is_torch(like):
+        import torch
+        torch.cuda.ExternalStream(int(stream), device=like.device).synchronize()
+    else:
+        import cupy
+        cupy.cuda.ExternalStream(int(stream)).synchronize()
+
+
+def empty_like(like, shape, dtype: str):
+    """An uninitialised CUDA tensor of ``like``'s family (torch or cupy) and device."""
+    if is_torch(like):
+        import torch
+        return torch.empty(tuple(shape), dtype=getattr(torch, dtype), device=like.device)
+    import cupy
+    return cupy.empty(tuple(shape), dtype=dtype)
+
+
+def tensor_meta(t) -> tuple[str, list[int]]:
+    """(dtype name, shape) of a torch tensor, a cupy array or an array-like."""
+    import numpy as np
+
+    if is_torch(t):
+        return dtype_name(t.dtype), list(t.shape)
+    if hasattr(t, "__cuda_array_interface__"):
+        cai = t.__cuda_array_interface__
+        return np.dtype(cai["typestr"]).name, list(cai["shape"])
+    return np.asarray(t).dtype.name, list(np.shape(t))
