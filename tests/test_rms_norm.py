@@ -203,11 +203,7 @@ except PluginError as exc:
 
 
 def test_enqueue_without_a_gpu_says_so():
-    # In a process that sees no device, on GPU machines too.
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PLUGKIT_LIBRARY=str(testing.built_library()))
-    result = subprocess.run([sys.executable, "-c", NO_GPU_ENQUEUE], capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stderr
-    assert "enqueue needs a CUDA device" in result.stdout
+    assert "enqueue needs a CUDA device" in testing.run_without_a_gpu(NO_GPU_ENQUEUE)
 
 
 # ------------------------------------------------------------------ the kernel rule (CPU)

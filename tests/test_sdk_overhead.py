@@ -15,13 +15,16 @@ from sdk_test_library import library
 
 
 def test_enqueue_cpu_times_need_a_gpu_and_say_so():
-    from plugkit.host import cuda_available
-
-    if cuda_available():
-        pytest.skip("a CUDA device is visible: the GPU test below covers this")
-    prepared = PreparedPlugin(library().creator("TacticScale"), {}, [("float32", [4])])
-    with pytest.raises(RuntimeError, match="timing enqueue needs a CUDA device"):
-        prepared.plugin._native.enqueue_cpu_times([("float32", "LINEAR", [4], 0)], [], 0, 0, 3)
+    printed = testing.run_without_a_gpu("""
+import os
+from plugkit.host import PluginLibrary, PreparedPlugin
+prepared = PreparedPlugin(PluginLibrary(os.environ["PLUGKIT_LIBRARY"]).creator("TacticScale"), {}, [("float32", [4])])
+try:
+    prepared.plugin._native.enqueue_cpu_times([("float32", "LINEAR", [4], 0)], [], 0, 0, 3)
+except RuntimeError as exc:
+    print(exc)
+""", library().path)
+    assert "timing enqueue needs a CUDA device" in printed
 
 
 @pytest.mark.gpu
