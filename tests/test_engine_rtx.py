@@ -14,6 +14,7 @@ import onnx
 import pytest
 
 from plugkit import engine, testing
+from plugkit.shapes import parse_shape_specs
 
 from engine_models import engine_models, require
 
@@ -295,8 +296,8 @@ def test_run_says_whether_tensorrt_rtx_supports_this_gpu(tmp_path):
 def _opt_specs(case) -> list[tuple[str, list[int]]]:
     """(dtype, shape) of each input of the model's plugin node: graph inputs at the profile's OPT
     shape, constants at theirs."""
-    opt = {spec.split(":")[0]: [int(d) for d in spec.split(":")[1].split(",")[1].split("x")] for spec in case.shapes}
-    tensors = {i.name: (_dtype(i), opt[i.name]) for i in case.model.graph.input}
+    ranges = parse_shape_specs(case.shapes)
+    tensors = {i.name: (_dtype(i), list(ranges[i.name].opt)) for i in case.model.graph.input}
     tensors.update({c.name: (onnx.helper.tensor_dtype_to_np_dtype(c.data_type).name, list(c.dims))
                     for c in case.model.graph.initializer})
     node = next(n for n in case.model.graph.node if n.domain == "plugkit")
